@@ -1,0 +1,197 @@
+"""
+Combine the single-frame and 3D models' video-level predictions (late fusion) and compare all three.
+
+Usage:
+    python combine_results.py --single-frame runs/single_frame_test --three-d runs/3d_test --out runs/combined
+    python combine_results.py --weight 0.3 --sweep
+
+--single-frame / --three-d take a run folder (its predictions.h5 is used) or a predictions.h5 file.
+Videos are matched by name, never by file order. Fused scores are
+log_softmax(w * single_frame + (1 - w) * 3d) of the per-video log-probabilities (see metrics.fuse).
+Writes <out>/results.json and <out>/confusion_{single_frame,3d,fused}.npy (row-normalised, rows divided
+by the number of test videos of each class, failed videos included). All accuracies are video-level.
+"""
+import argparse
+import json
+import os
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+import metrics
+
+MODELS = ("single_frame", "3d", "fused")
+SWEEP_NOTE = "weights chosen on the test set: optimistic, not a fair held-out result"
+
+
+@dataclass
+class Predictions:
+    """Contents of a consolidated predictions.h5 (N videos, C classes)."""
+    path: str
+    videos: np.ndarray      # str (N,)
+    labels: np.ndarray      # int64 (N,)
+    scores: np.ndarray      # float32 (N, C) per-video log-probabilities, NaN rows where failed
+    failed: np.ndarray      # bool (N,)
+    class_list: np.ndarray  # str (C,)
+    attrs: dict = field(default_factory=dict)
+
+
+def _plain(value):
+    # h5py hands attrs back as numpy scalars/bytes; json and comparisons want plain python values
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def load_predictions(path):
+    """Read a predictions.h5 (or a run folder holding one) -> Predictions. One read per dataset."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "predictions.h5")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"predictions file not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            videos = f["videos"].asstr()[()]
+            # class_list is a dataset per design.md; an attribute is accepted too
+            class_list = (f["class_list"].asstr()[()] if "class_list" in f
+                          else np.array(_plain(f.attrs["class_list"]), dtype=str))
+            labels = f["labels"][()].astype(np.int64)
+            scores = f["scores"][()].astype(np.float32)
+            failed = f["failed"][()].astype(bool)
+            attrs = {k: _plain(v) for k, v in f.attrs.items() if k != "class_list"}
+    except KeyError as e:
+        raise ValueError(f"{path}: missing dataset ({e})") from e
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read as HDF5 ({e})") from e
+    n, c = len(videos), len(class_list)
+    if scores.shape != (n, c) or labels.shape != (n,) or failed.shape != (n,):
+        raise ValueError(f"{path}: inconsistent shapes videos {videos.shape}, labels {labels.shape}, "
+                         f"scores {scores.shape}, failed {failed.shape}, {c} classes")
+    if n and (labels.min() < 0 or labels.max() >= c):
+        raise ValueError(f"{path}: labels outside [0, {c})")
+    if len(set(videos)) != n:
+        raise ValueError(f"{path}: duplicate video names")
+    if attrs.get("level", "video") != "video":
+        raise ValueError(f"{path}: level is {attrs['level']!r}, expected 'video'")
+    failed = failed | metrics.failed_rows(scores)
+    scores[failed] = np.nan  # a failed video must count as wrong even if its row holds numbers
+    return Predictions(path, videos, labels, scores, failed, class_list, attrs)
+
+
+def align(a, b):
+    """Reorder b's rows to a's video order; raise ValueError naming both files on any mismatch."""
+    if list(a.class_list) != list(b.class_list):
+        raise ValueError(f"class lists differ between {a.path} and {b.path}")
+    only_a = sorted(set(a.videos) - set(b.videos))
+    only_b = sorted(set(b.videos) - set(a.videos))
+    if only_a or only_b:
+        raise ValueError(f"video sets differ between {a.path} and {b.path}: {len(only_a)} only in the "
+                         f"first (e.g. {only_a[:3]}), {len(only_b)} only in the second (e.g. {only_b[:3]})")
+    position = {v: i for i, v in enumerate(b.videos)}
+    order = np.array([position[v] for v in a.videos], dtype=np.int64)
+    aligned = Predictions(b.path, b.videos[order], b.labels[order], b.scores[order], b.failed[order],
+                          b.class_list, b.attrs)
+    bad = np.flatnonzero(aligned.labels != a.labels)
+    if len(bad):
+        raise ValueError(f"labels differ between {a.path} and {b.path} for {len(bad)} videos "
+                         f"(e.g. {a.videos[bad[0]]})")
+    return aligned
+
+
+def to_json(summary, videos, class_list, n=10):
+    """metrics.summarize output -> JSON-able dict with best/worst classes and most confused pairs."""
+    acc, counts = summary["per_class"]["accuracy"], summary["per_class"]["n_videos"]
+    best, worst = metrics.best_worst_classes(acc, counts, class_list, n)
+    out = {k: summary[k] for k in ("level", "n_videos", "n_failed", "top1", "top5", "top10",
+                                   "mean_class_accuracy")}
+    out["failed"] = [str(v) for v in videos[summary["predictions"] < 0]]
+    out["per_class_accuracy"] = [None if np.isnan(x) else float(x) for x in acc]
+    out["per_class_n_videos"] = [int(x) for x in counts]
+    out["best"], out["worst"] = best, worst
+    out["most_confused"] = metrics.most_confused_pairs(summary["confusion"], summary["confusion_counts"],
+                                                       class_list, n)
+    return out
+
+
+def sweep(sf, td, labels, class_list, steps=11):
+    """Video-level metrics of the fused model for weights 0..1 (weight of the single-frame model)."""
+    rows = []
+    for w in np.linspace(0.0, 1.0, steps):
+        s = metrics.summarize(metrics.fuse(sf, td, float(w)), labels, class_list)
+        rows.append({"weight": round(float(w), 4), **{k: s[k] for k in ("top1", "top5", "top10",
+                                                                         "mean_class_accuracy")}})
+    return rows
+
+
+def pct(x):
+    return f"{100 * x:6.2f}%"
+
+
+def print_model(name, r):
+    print(f"\n== {name}: video-level, {r['n_videos']} videos, {r['n_failed']} failed (counted wrong) ==")
+    print(f"video-level top-1 {pct(r['top1'])}  top-5 {pct(r['top5'])}  top-10 {pct(r['top10'])}  "
+          f"mean class accuracy {pct(r['mean_class_accuracy'])}")
+    for title, rows in (("10 best classes", r["best"]), ("10 worst classes", r["worst"])):
+        print(f"{title} (video-level accuracy, n test videos):")
+        for x in rows:
+            print(f"  {x['class']:<24} {pct(x['accuracy'])}  n={x['n_videos']}")
+    print("10 most confused pairs (true -> predicted: fraction of the true class's videos, count):")
+    for x in r["most_confused"]:
+        print(f"  {x['true']:<24} -> {x['predicted']:<24} {pct(x['fraction'])}  {x['count']}")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--single-frame", default="runs/single_frame_test",
+                   help="run folder or predictions.h5 of test_single_frame.py (default: %(default)s)")
+    p.add_argument("--three-d", default="runs/3d_test",
+                   help="run folder or predictions.h5 of test_3d.py (default: %(default)s)")
+    p.add_argument("--weight", type=float, default=0.5,
+                   help="weight of the single-frame model in [0, 1] (default: %(default)s)")
+    p.add_argument("--sweep", action="store_true", help="also report fused accuracy for weights 0, 0.1, .., 1")
+    p.add_argument("--out", default="runs/combined", help="output folder (default: %(default)s)")
+    return p.parse_args(argv)
+
+
+def main(args):
+    sf = load_predictions(args.single_frame)
+    td = align(sf, load_predictions(args.three_d))
+    class_list = [str(c) for c in sf.class_list]
+    scores = {"single_frame": sf.scores, "3d": td.scores, "fused": metrics.fuse(sf.scores, td.scores, args.weight)}
+    os.makedirs(args.out, exist_ok=True)
+    results = {"level": "video", "weight_single_frame": args.weight,
+               "inputs": {"single_frame": sf.path, "3d": td.path},
+               "attrs": {"single_frame": sf.attrs, "3d": td.attrs},
+               "n_videos": len(sf.videos), "class_list": class_list, "models": {}}
+    per_class = {}
+    for name in MODELS:
+        s = metrics.summarize(scores[name], sf.labels, class_list)
+        per_class[name] = s["per_class"]["accuracy"]
+        np.save(os.path.join(args.out, f"confusion_{name}.npy"), s["confusion"])
+        results["models"][name] = to_json(s, sf.videos, class_list)
+        print_model(f"{name} (fusion weight {args.weight} on single-frame)" if name == "fused" else name,
+                    results["models"][name])
+    gain_3d, gain_sf = metrics.class_gains(per_class["single_frame"], per_class["3d"], class_list)
+    results["gains"] = {"3d_over_single_frame": gain_3d, "single_frame_over_3d": gain_sf}
+    for title, rows in (("3D over single-frame", gain_3d), ("single-frame over 3D", gain_sf)):
+        print(f"\nClasses where {title} gains most (video-level accuracy, single-frame -> 3D):")
+        for x in rows:
+            print(f"  {x['class']:<24} {pct(x['acc_a'])} -> {pct(x['acc_b'])}  ({100 * x['gain']:+.2f} points)")
+    if args.sweep:
+        results["sweep"] = {"note": SWEEP_NOTE, "rows": sweep(sf.scores, td.scores, sf.labels, class_list)}
+        print(f"\nFusion weight sweep, video-level ({SWEEP_NOTE}):")
+        print("  weight(single-frame)   top-1    top-5   top-10  mean-class")
+        for r in results["sweep"]["rows"]:
+            print(f"  {r['weight']:20.2f} {pct(r['top1'])} {pct(r['top5'])} {pct(r['top10'])} "
+                  f"{pct(r['mean_class_accuracy'])}")
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"\nwrote {os.path.join(args.out, 'results.json')} and confusion_*.npy")
+    return results
+
+
+if __name__ == "__main__":
+    main(parse_args())

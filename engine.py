@@ -1,0 +1,467 @@
+"""Training and evaluation code shared by train_single_frame.py and train_3d.py (and the test scripts).
+
+Both models are ResNets with the same attribute names (conv1, bn1, relu, maxpool, layer1-4,
+avgpool, fc), so one `FineTune` wrapper runs either the way the assignment does: the frozen stem
+and blocks under no_grad, the chosen top blocks and fc with gradients.
+"""
+import csv
+import json
+import os
+import pickle
+import signal
+import time
+import zipfile
+from contextlib import nullcontext
+
+import h5py
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import helperFunctions as hf
+
+
+# ----------------------------------------------------------------------------- command line
+
+def add_common_args(p, batch_size, arch, out, frames, epochs=10, lr=1e-4, size=224):
+    """The flags every script shares; defaults are the assignment's settings."""
+    p.add_argument("--data-root", default="data/toy",
+                   help="folder with ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or UCF-101-jpeg/")
+    p.add_argument("--split", type=int, default=1, choices=[1, 2, 3])
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count()), help="data loading processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=out, help="run folder: checkpoint, logs, predictions")
+    p.add_argument("--arch", default=arch)
+    p.add_argument("--size", type=int, default=size, help="input height and width")
+    p.add_argument("--frames", type=int, default=frames,
+                   help="frames per clip" + (" (the single-frame model: 1)" if frames == 1 else ""))
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+
+
+# ----------------------------------------------------------------------------- device, AMP, DDP
+
+def setup(device_name="auto", seed=0):
+    """Seed, pick the device and join the process group when launched by torchrun.
+
+    Returns (device, rank, world_size). CUDA when present (one GPU per process under torchrun),
+    else CPU; distributed runs use nccl on GPU and gloo on CPU.
+    """
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but PyTorch sees no CUDA GPU")
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    torch.manual_seed(seed)
+    return device, rank, world
+
+
+def autocast(device):
+    """bf16 autocast on GPU (no loss scaling needed, unlike fp16); full fp32 on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+def all_reduce_sum(values, device):
+    """Sum a list of numbers over all processes (a no-op when not distributed)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ----------------------------------------------------------------------------- model wrapper
+
+def blocks(model, layer4_blocks=None):
+    """The network in forward order as (name, module) pairs, up to the pooling layer.
+
+    layer4_blocks keeps only the first blocks of layer4: the assignment drops layer4[1:] of the
+    3D ResNet to fit a 2018 GPU's memory.
+    """
+    out = [(n, getattr(model, n)) for n in ("conv1", "bn1", "relu", "maxpool")]
+    for i in range(1, 5):
+        layer = getattr(model, f"layer{i}")
+        n = len(layer) if i < 4 or layer4_blocks is None else layer4_blocks
+        out += [(f"layer{i}.{j}", layer[j]) for j in range(n)]
+    return out
+
+
+class FineTune(nn.Module):
+    """Fine-tune the top of a ResNet: blocks before `train_from` are frozen, the rest and fc train.
+
+    Frozen blocks run under no_grad (no activations kept for backward, the assignment's memory
+    trick) and stay in eval mode, so their BatchNorm layers keep the pretrained running statistics
+    instead of drifting towards small, highly correlated UCF-101 batches they cannot adapt to.
+
+    forward: (B, 3, H, W) or (B, 3, T, H, W) -> logits (B, num_classes).
+    """
+
+    def __init__(self, model, train_from="layer4.2", layer4_blocks=None):
+        super().__init__()
+        self.model, self.layer4_blocks = model, layer4_blocks
+        names = [n for n, _ in blocks(model, layer4_blocks)]
+        if train_from in ("all", "conv1"):
+            train_from = names[0]
+        if train_from == "fc":
+            self.n_frozen = len(names)
+        elif train_from in names or f"{train_from}.0" in names:
+            self.n_frozen = names.index(train_from if train_from in names else f"{train_from}.0")
+        else:
+            raise ValueError(f"--train-from {train_from!r}: expected one of all, fc, "
+                             + ", ".join(n for n in names if "layer" in n))
+        for p in model.parameters():
+            p.requires_grad_(False)
+        bl = [m for _, m in blocks(model, layer4_blocks)]
+        # plain lists, not submodules: the weights stay registered once, under self.model
+        self.frozen, self.trained = bl[:self.n_frozen], bl[self.n_frozen:]
+        for m in self.trained + [model.fc]:
+            m.requires_grad_(True)
+
+    def train(self, mode=True):
+        super().train(mode)
+        for m in self.frozen:
+            m.eval()
+        return self
+
+    def forward(self, x):
+        with torch.no_grad():
+            for m in self.frozen:
+                x = m(x)
+        for m in self.trained:
+            x = m(x)
+        return self.model.fc(torch.flatten(self.model.avgpool(x), 1))
+
+
+def build_model(kind, arch, num_classes, layer4_blocks=None):
+    """A randomly initialised 2D (torchvision) or 3D (Hara) ResNet."""
+    if kind == "3d":
+        import resnet_3d
+        return resnet_3d.build(arch, num_classes=num_classes, layer4_blocks=layer4_blocks)
+    import torchvision
+    if not hasattr(torchvision.models, arch):
+        raise ValueError(f"unknown 2D architecture {arch!r} (try resnet18, resnet50)")
+    return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, state):
+    """torch.save atomically: write a temporary file, then rename (a crash never leaves half a file)."""
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, kind=None):
+    """Load a checkpoint written by save_checkpoint with weights_only=True; clear errors when it is
+    missing, partial or corrupt, or is of the other model kind ("2d" or "3d")."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} holds more than tensors and plain values, so it was not written by "
+                         f"this repo's training scripts ({str(e).splitlines()[-1][:200]})") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path} is partial or corrupt and cannot be loaded ({e}); "
+                         f"delete it, or point --checkpoint at an earlier one") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise ValueError(f"{path} is not a checkpoint written by this repo's training scripts")
+    if kind and ckpt.get("kind") != kind:
+        script = "train_3d.py / test_3d.py" if ckpt.get("kind") == "3d" else "train_single_frame.py / test_single_frame.py"
+        raise ValueError(f"{path} holds a {ckpt.get('kind')} model ({ckpt.get('arch')}), not a {kind} one; "
+                         f"use it with {script}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt):
+    """Rebuild the trained network of a checkpoint (eval mode, on CPU)."""
+    model = build_model(ckpt["kind"], ckpt["arch"], ckpt["num_classes"], ckpt.get("layer4_blocks"))
+    model.load_state_dict(ckpt["model"])
+    return FineTune(model, "fc", ckpt.get("layer4_blocks")).eval()
+
+
+def input_stats(ckpt_or_args):
+    """(mean, std) to normalise inputs with: ImageNet for 2D; Kinetics or Hara's own for 3D."""
+    get = ckpt_or_args.get if isinstance(ckpt_or_args, dict) else lambda k, d=None: getattr(ckpt_or_args, k, d)
+    if get("kind") == "2d":
+        return hf.IMAGENET_MEAN, hf.IMAGENET_STD
+    if get("preprocess", "assignment") == "hara":  # pixels 0-255 minus the ActivityNet mean, no std
+        return tuple(m / 255 for m in hf.HARA_MEAN), (1 / 255,) * 3
+    return hf.KINETICS_MEAN, hf.KINETICS_STD
+
+
+# ----------------------------------------------------------------------------- loops
+
+class FailureLog:
+    """Log each unreadable video once (with its file name) and count failures per epoch."""
+
+    def __init__(self, rank=0):
+        self.seen, self.count, self.rank = set(), 0, rank
+
+    def add(self, failed):
+        for path, err in failed:
+            self.count += 1
+            if path not in self.seen and self.rank == 0:
+                tqdm.write(f"skipping unreadable video: {err}")
+            self.seen.add(path)
+
+
+def to_input(batch, device, mean, std):
+    """Copy a uint8 batch to the device and normalise it there. Returns (x, y)."""
+    x = batch["video"].to(device, non_blocking=True)
+    x = hf.normalize(x, batch["brightness"].to(device, non_blocking=True), mean, std)
+    return x, batch["label"].to(device, non_blocking=True)
+
+
+def run_epoch(model, loader, device, mean, std, failures, optimizer=None, desc="", rank=0):
+    """One pass over `loader`: trains when an optimizer is given, else evaluates (clip-level).
+
+    Returns {"loss", "acc", "n"} averaged over all processes.
+    """
+    training = optimizer is not None
+    model.train(training)
+    loss_sum = correct = n = 0.0
+    bar = tqdm(loader, desc=desc, leave=False, disable=rank != 0, dynamic_ncols=True)
+    with torch.set_grad_enabled(training):
+        for batch in bar:
+            failures.add(batch["failed"])
+            if len(batch["label"]) == 0:  # every video of this batch failed; nothing to learn from
+                continue
+            x, y = to_input(batch, device, mean, std)
+            with autocast(device):
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            n += len(y)
+            bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
+    loss_sum, correct, n = all_reduce_sum([loss_sum, correct, n], device)
+    return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1), "n": int(n)}
+
+
+def write_log(out, history):
+    """Per-epoch metrics as log.csv (history is kept in the checkpoint, so a resumed run's log is whole)."""
+    with open(os.path.join(out, "log.csv.tmp"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+    os.replace(os.path.join(out, "log.csv.tmp"), os.path.join(out, "log.csv"))
+
+
+def fit(args, net, optimizer, train_loader, test_loader, device, rank, meta):
+    """The epoch loop of both training scripts: train, test (clip-level), checkpoint, log.
+
+    `net` is the FineTune model (wrapped in DDP when distributed); `meta` holds what a checkpoint
+    needs besides weights (kind, arch, class_list, ...). Resumes from `<out>/checkpoint.pt` when
+    args.resume is set. Returns the history (one dict per epoch).
+    """
+    ckpt_path = os.path.join(args.out, "checkpoint.pt")
+    inner = net.module if hasattr(net, "module") else net
+    start, history = 0, []
+    if args.resume and os.path.exists(ckpt_path):
+        ckpt = load_checkpoint(ckpt_path, meta["kind"])
+        if ckpt["num_classes"] != meta["num_classes"] or ckpt["arch"] != meta["arch"]:
+            raise SystemExit(f"{ckpt_path} holds {ckpt['arch']} with {ckpt['num_classes']} classes; this run "
+                             f"asks for {meta['arch']} with {meta['num_classes']}: use another --out")
+        inner.model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, history = ckpt["epoch"], ckpt["history"]
+        if rank == 0:
+            print(f"resumed from {ckpt_path} after epoch {start}")
+    if rank == 0:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "args.json"), "w") as f:
+            json.dump(vars(args), f, indent=2)
+    mean, std = input_stats(meta)
+    failures = FailureLog(rank)
+    for epoch in range(start, args.epochs):
+        t0, failures.count = time.time(), 0
+        train_loader.sampler.set_epoch(epoch)
+        try:
+            tr = run_epoch(net, train_loader, device, mean, std, failures, optimizer,
+                           f"epoch {epoch + 1}/{args.epochs} train", rank)
+            te = run_epoch(net, test_loader, device, mean, std, failures, None, "test", rank)
+        except torch.cuda.OutOfMemoryError:
+            raise SystemExit(f"CUDA out of memory at batch size {args.batch_size}: try a smaller --batch-size, "
+                             f"a later --train-from or fewer --layer4-blocks (the last checkpoint is kept)")
+        n_failed = int(all_reduce_sum([failures.count], device)[0])
+        row = {"epoch": epoch + 1, "train_loss": round(tr["loss"], 5), "train_acc": round(tr["acc"], 5),
+               "test_clip_loss": round(te["loss"], 5), "test_clip_acc": round(te["acc"], 5),
+               "failed_videos": n_failed, "seconds": round(time.time() - t0, 1)}
+        history.append(row)
+        if rank == 0:
+            print(f"epoch {epoch + 1}/{args.epochs}  train loss {tr['loss']:.4f} acc {tr['acc']:.4f}  "
+                  f"test (clip-level: one {'frame' if meta['kind'] == '2d' else 'clip'} per video) "
+                  f"loss {te['loss']:.4f} acc {te['acc']:.4f}  skipped {n_failed}  {row['seconds']}s", flush=True)
+            save_checkpoint(ckpt_path, {**meta, "model": inner.model.state_dict(),
+                                        "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                                        "history": history, "args": vars(args)})
+            write_log(args.out, history)
+    return history
+
+
+def interruptible(main):
+    """Run main(args); on Ctrl-C/SIGTERM say what was kept and how to resume instead of a traceback."""
+    def run(args):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            return main(args)
+        except KeyboardInterrupt:
+            out = getattr(args, "out", ".")
+            raise SystemExit(f"\ninterrupted: the last completed epoch is in {out}/checkpoint.pt; "
+                             f"run the same command with --resume to continue") from None
+        finally:
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+    return run
+
+
+def train(args, net, train_set, test_set, device, rank, world, meta):
+    """Everything both training scripts do once their data sets and FineTune model exist:
+    loaders (one shard per process), device placement, DDP, Adam on the trainable weights, fit."""
+    hf.check_data_root(args.data_root)
+    meta = {**meta, "class_list": [str(c) for c in meta["class_list"]]}  # plain str: weights_only loads
+    loader = lambda ds, shuffle: hf.make_loader(ds, args.batch_size, shuffle, args.workers, args.seed, world, rank)
+    train_loader, test_loader = loader(train_set, True), loader(test_set, False)
+    net = net.to(device)
+    if device.type == "cuda":  # NHWC / NDHWC convolutions are faster on tensor cores
+        net = net.to(memory_format=torch.channels_last if meta["kind"] == "2d" else torch.channels_last_3d)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(params, lr=args.lr)
+    if rank == 0:
+        n_train = sum(p.numel() for p in params)
+        print(f"{meta['kind']} {meta['arch']}: {len(train_set)} train / {len(test_set)} test videos, "
+              f"{meta['num_classes']} classes, {n_train / 1e6:.2f}M trained parameters, device {device}"
+              f"{f', {world} processes' if world > 1 else ''}", flush=True)
+    return fit(args, net, optimizer, train_loader, test_loader, device, rank, meta)
+
+
+# ----------------------------------------------------------------------------- full-video testing
+
+def prediction_file(out, video_path):
+    """Where a video's saved predictions go: <out>/UCF-101-predictions/<Class>/<video>.hdf5,
+    mirroring the dataset as the assignment does."""
+    cls = os.path.basename(os.path.dirname(str(video_path)))
+    return os.path.join(out, "UCF-101-predictions", cls, hf.video_name(video_path) + ".hdf5")
+
+
+def save_prediction(path, logits, attrs):
+    """Per-video logits (n, C) -> HDF5 dataset `predictions`, atomically; attrs say how they were made."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with h5py.File(path + ".tmp", "w") as h:
+        h.create_dataset("predictions", data=logits.astype(np.float32))
+        h.attrs.update(attrs)
+    os.replace(path + ".tmp", path)
+
+
+def load_prediction(path, attrs):
+    """Saved logits of a finished video, or None when absent, unreadable or made another way
+    (other checkpoint, mode or stride), so that a rerun resumes but never mixes settings."""
+    try:
+        with h5py.File(path, "r") as h:
+            if any(h.attrs.get(k) != v for k, v in attrs.items()):
+                return None
+            return h["predictions"][()]
+    except (OSError, KeyError):
+        return None
+
+
+def test_videos(args, ckpt, video_logits, attrs):
+    """Score every test video of the split; save per-video and consolidated predictions and metrics.
+
+    video_logits(net, video, device, mean, std) maps uint8 (T, H, W, 3) to logits (n, C).
+    A video that fails to decode is listed and counted wrong: the denominator is the whole test list.
+    Videos whose predictions were saved by an earlier run with the same settings are not recomputed.
+    """
+    import metrics
+    device, _, _ = setup(args.device, args.seed)
+    class_list, _, (paths, labels) = hf.getUCF101(args.data_root, args.split)
+    if list(class_list) != list(ckpt["class_list"]):
+        raise SystemExit(f"{args.checkpoint} was trained on {ckpt['num_classes']} other classes than the "
+                         f"{len(class_list)} of {args.data_root}")
+    net = model_from_checkpoint(ckpt).to(device)
+    mean, std = input_stats(ckpt)
+    attrs = {**attrs, "checkpoint_epoch": ckpt["epoch"], "size": args.size}
+    logits = [load_prediction(prediction_file(args.out, p), attrs) for p in paths]
+    todo = [i for i, lg in enumerate(logits) if lg is None]
+    print(f"{len(paths)} test videos of split {args.split}: {len(paths) - len(todo)} already scored "
+          f"in {args.out}, {len(todo)} to go", flush=True)
+    dataset = hf.VideoDataset(paths[todo], labels[todo], size=args.size)
+    loader = hf.make_loader(dataset, 1, False, args.workers, args.seed)
+    failed, hits, done = {}, np.zeros(3), 0
+    bar = tqdm(loader, desc="test videos", dynamic_ncols=True)
+    with torch.inference_mode():
+        for batch in bar:
+            for path, err in batch["failed"]:
+                failed[path] = err
+                tqdm.write(f"FAILED (counted wrong) {err}")
+            if len(batch["label"]) == 0:
+                continue
+            i = todo[batch["index"][0].item()]
+            with autocast(device):
+                lg = video_logits(net, batch["video"][0], device, mean, std).float().cpu().numpy()
+            save_prediction(prediction_file(args.out, paths[i]), lg, attrs)
+            logits[i] = lg
+            top = np.argsort(-metrics.aggregate(lg, args.average))[:10]
+            hits += [labels[i] in top[:k] for k in (1, 5, 10)]
+            done += 1
+            bar.set_postfix_str("running top1/5/10 %.3f/%.3f/%.3f" % tuple(hits / done))
+
+    scores = np.full((len(paths), len(class_list)), np.nan, dtype=np.float32)
+    for i, lg in enumerate(logits):
+        if lg is not None:
+            scores[i] = metrics.aggregate(lg, args.average)
+    summary = metrics.summarize(scores, labels, class_list)
+    save_results(args.out, paths, labels, scores, class_list, summary, failed, attrs)
+    return summary
+
+
+def save_results(out, paths, labels, scores, class_list, summary, failed, attrs):
+    """Write predictions.h5, metrics.json and confusion_matrix.npy, and print the video-level results."""
+    names = [hf.video_name(p) for p in paths]
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, "predictions.h5.tmp")
+    with h5py.File(tmp, "w") as h:
+        h.create_dataset("videos", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+        h.create_dataset("class_list", data=np.array(class_list, dtype=object), dtype=h5py.string_dtype())
+        h.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
+        h.create_dataset("scores", data=scores)
+        h.create_dataset("failed", data=np.isnan(scores).all(1))
+        h.attrs.update({**attrs, "level": "video"})
+    os.replace(tmp, os.path.join(out, "predictions.h5"))
+    np.save(os.path.join(out, "confusion_matrix.npy"), summary["confusion"])
+    failed_names = [hf.video_name(p) for p in paths if p in failed]
+    keys = ("level", "n_videos", "n_failed", "top1", "top5", "top10", "mean_class_accuracy")
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump({**{k: summary[k] for k in keys}, "failed": failed_names, **attrs}, f, indent=2)
+
+    acc, counts = summary["per_class"]["accuracy"], summary["per_class"]["n_videos"]
+    print("\nper-class accuracy (video-level), worst first:")
+    for c in np.argsort(np.nan_to_num(acc, nan=2.0), kind="stable"):
+        if counts[c]:
+            print(f"  {class_list[c]:<28s} {acc[c]:6.3f}  ({counts[c]} videos)")
+    if failed_names:
+        print(f"{len(failed_names)} videos could not be decoded and count as wrong: {', '.join(failed_names)}")
+    print(f"video-level accuracy over {summary['n_videos']} test videos ({summary['n_failed']} failed): "
+          f"top1 {summary['top1']:.4f}  top5 {summary['top5']:.4f}  top10 {summary['top10']:.4f}  "
+          f"mean class {summary['mean_class_accuracy']:.4f}")
+    print(f"saved {out}/predictions.h5, metrics.json, confusion_matrix.npy and UCF-101-predictions/")

@@ -1,0 +1,271 @@
+"""
+Build the turn-in report (PDF + Markdown twin) from the output of combine_results.py.
+
+Usage:
+    python report/make_report.py --results runs/combined --out report/report.pdf
+
+Reads <results>/results.json and <results>/confusion_{single_frame,3d,fused}.npy; writes the PDF, a
+Markdown twin next to it (same name, .md) and the figures as PNG in <out dir>/figures/ for the Markdown.
+All numbers are video-level. Observations are generated from the data; the Discussion is left to the student.
+"""
+import argparse
+import json
+import os
+import textwrap
+
+import matplotlib
+matplotlib.use("Agg")  # headless: no display on the training machines
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.colors import PowerNorm
+
+MODELS = ("single_frame", "3d", "fused")
+QUESTIONS = ["Did the results improve after combining the outputs?",
+             "Are there differences/similarities between the best and worst classes of the models? Can anything "
+             "be said about whether particular action classes are discriminated more by spatial information "
+             "versus temporal information?",
+             "Are there any notable examples among the most confused classes?"]
+PLACEHOLDER = "[Student: write your discussion here.]"
+
+
+def names(results):
+    return {"single_frame": "Single-frame (2D ResNet-50)", "3d": "3D ResNet-50",
+            "fused": f"Fused (weight {results['weight_single_frame']:g} on single-frame)"}
+
+
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def per_class(results, model):
+    """Per-class accuracy `(C,)` of one model from results.json, NaN for classes absent from the test set."""
+    return np.array([np.nan if x is None else x for x in results["models"][model]["per_class_accuracy"]])
+
+
+def gain_text(rows, n=5):
+    return ", ".join(f"{x['class']} ({pct(x['acc_a'])} -> {pct(x['acc_b'])})" for x in rows[:n]) or "none"
+
+
+def observations(results):
+    """Factual sentences computed from results.json (no interpretation)."""
+    m, w = results["models"], results["weight_single_frame"]
+    sf, td, fu = m["single_frame"], m["3d"], m["fused"]
+    better = "3d" if td["top1"] >= sf["top1"] else "single_frame"
+    obs = [f"All accuracies are video-level over {results['n_videos']} test videos; failed videos count as wrong.",
+           f"3D top-1 is {pct(td['top1'])} against {pct(sf['top1'])} for single-frame "
+           f"({100 * (td['top1'] - sf['top1']):+.2f} points).",
+           f"Fusion with weight {w:g} on single-frame gives top-1 {pct(fu['top1'])}, "
+           f"{100 * (fu['top1'] - m[better]['top1']):+.2f} points relative to the better single model "
+           f"({names(results)[better]}); top-5 {100 * (fu['top5'] - m[better]['top5']):+.2f} points, "
+           f"top-10 {100 * (fu['top10'] - m[better]['top10']):+.2f} points, mean class accuracy "
+           f"{100 * (fu['mean_class_accuracy'] - m[better]['mean_class_accuracy']):+.2f} points."]
+    a, b = per_class(results, "single_frame"), per_class(results, "3d")
+    ok = ~np.isnan(a) & ~np.isnan(b)
+    obs.append(f"Per class, 3D is more accurate than single-frame on {int((b[ok] > a[ok]).sum())} classes, "
+               f"less accurate on {int((b[ok] < a[ok]).sum())} and equal on {int((b[ok] == a[ok]).sum())}.")
+    obs.append("Largest 3D gains over single-frame: " + gain_text(results["gains"]["3d_over_single_frame"]) + ".")
+    obs.append("Largest single-frame gains over 3D: " + gain_text(results["gains"]["single_frame_over_3d"]) + ".")
+    perfect = {k: sum(1 for x in m[k]["per_class_accuracy"] if x == 1.0) for k in MODELS}
+    obs.append(f"Classes with 100% accuracy: {perfect['single_frame']} (single-frame), {perfect['3d']} (3D), "
+               f"{perfect['fused']} (fused); the 10-best tables break such ties by class index.")
+    worst_both = [x["class"] for x in sf["worst"] if x["class"] in {y["class"] for y in td["worst"]}]
+    obs.append("Classes in the 10 worst of both single-frame and 3D: " + (", ".join(worst_both) or "none") + ".")
+    for k in ("single_frame", "3d"):
+        if m[k]["most_confused"]:
+            x = m[k]["most_confused"][0]
+            obs.append(f"Most confused pair for {names(results)[k]}: {x['true']} predicted as {x['predicted']} "
+                       f"({pct(x['fraction'])} of its test videos, {x['count']} videos).")
+    pairs = [{(x["true"], x["predicted"]) for x in m[k]["most_confused"]} for k in ("single_frame", "3d")]
+    both = sorted(pairs[0] & pairs[1])
+    obs.append("Pairs in the 10 most confused of both models: " + (", ".join(f"{t} -> {p}" for t, p in both)
+                                                                     or "none") + ".")
+    failed = {k: m[k]["n_failed"] for k in MODELS}
+    if any(failed.values()):
+        obs.append(f"Failed videos (counted wrong): {failed['single_frame']} single-frame, {failed['3d']} 3D, "
+                   f"{failed['fused']} fused (a video failed in either model fails in the fusion).")
+    if "sweep" in results:
+        best = max(results["sweep"]["rows"], key=lambda r: r["top1"])
+        obs.append(f"Weight sweep: the best top-1 on the test set is {pct(best['top1'])} at weight "
+                   f"{best['weight']:g} on single-frame ({results['sweep']['note']}).")
+    return obs
+
+
+def accuracy_rows(results):
+    keys = ("top1", "top5", "top10", "mean_class_accuracy")
+    return [[names(results)[k]] + [pct(results["models"][k][c]) for c in keys] + [str(results["models"][k]["n_failed"])]
+            for k in MODELS]
+
+
+ACC_HEADER = ["Model", "Top-1", "Top-5", "Top-10", "Mean class acc.", "Failed"]
+
+
+def text_page(title, blocks, tables=(), subtitle=""):
+    """Portrait page: title, subtitle, (header, rows, caption) tables, then wrapped paragraphs."""
+    fig = plt.figure(figsize=(8.5, 11))
+    fig.text(0.5, 0.96, title, ha="center", va="top", fontsize=15, weight="bold")
+    fig.text(0.5, 0.93, "\n".join(textwrap.wrap(subtitle, 110)), ha="center", va="top", fontsize=9)
+    y = 0.90 if subtitle else 0.92
+    for header, rows, caption in tables:
+        h = 0.022 * (len(rows) + 1)
+        fig.text(0.07, y, caption, fontsize=9.5, weight="bold", va="top")
+        ax = fig.add_axes([0.07, y - 0.015 - h, 0.86, h])
+        ax.axis("off")
+        if rows:
+            # the first column holds names (model or class) and needs the room
+            widths = [2.3] + [1.0] * (len(header) - 1) if len(header) > 4 else None
+            widths = widths and [w / sum(widths) for w in widths]
+            t = ax.table(cellText=rows, colLabels=header, colWidths=widths, cellLoc="left", bbox=[0, 0, 1, 1])
+            t.auto_set_font_size(False)
+            t.set_fontsize(7.5)
+        else:
+            ax.text(0, 0.5, "none", fontsize=8)
+        y -= h + 0.05
+    for block in blocks:
+        lines = textwrap.wrap(block, 120, subsequent_indent="  ") if block else [""]
+        fig.text(0.07, y, "\n".join(lines), fontsize=8.5, va="top")
+        y -= 0.0155 * len(lines) + 0.008
+    return fig
+
+
+def confusion_page(cm, class_list, title):
+    c = len(class_list)
+    side = float(np.clip(4 + 0.12 * c, 8, 16))  # 16 inches gives 101 classes ~9 pt rows
+    fig, ax = plt.subplots(figsize=(side, side * 1.05))
+    fig.subplots_adjust(left=0.09, right=0.93, bottom=0.08, top=0.96)
+    # zeros are masked (white) so any non-zero confusion stands out; sqrt scale lifts small off-diagonals
+    im = ax.imshow(np.ma.masked_equal(cm, 0), cmap=plt.get_cmap("viridis_r").with_extremes(bad="white"),
+                   norm=PowerNorm(gamma=0.5, vmin=0, vmax=1), interpolation="nearest")
+    size = float(np.clip(500 / max(c, 1), 3.5, 9))
+    ax.set_xticks(range(c), class_list, rotation=90, fontsize=size)
+    ax.set_yticks(range(c), class_list, fontsize=size)
+    ax.set_xticks(np.arange(-0.5, c, 10), minor=True), ax.set_yticks(np.arange(-0.5, c, 10), minor=True)
+    ax.grid(which="minor", color="0.85", linewidth=0.3)  # every 10 classes, to follow a row by eye
+    ax.tick_params(which="minor", length=0)
+    ax.set(xlabel="predicted class", ylabel="true class")
+    ax.set_title(title + "\nrow = true class, divided by its number of test videos (video-level);\n"
+                 "square-root colour scale, white = 0", fontsize=12)
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, ticks=[0, 0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1],
+                 label="fraction of the true class's test videos")
+    return fig
+
+
+def per_class_page(results):
+    a, b = per_class(results, "single_frame"), per_class(results, "3d")
+    fig, axes = plt.subplots(2, 1, figsize=(8.5, 11), height_ratios=(3, 1.4))
+    ax = axes[0]
+    ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, label="equal accuracy")
+    ax.scatter(a, b, s=14, alpha=0.6, c=np.where(b > a, "tab:blue", np.where(b < a, "tab:red", "0.4")))
+    g = results["gains"]
+    # labels go beside their cluster, spread away from the nearest axis limit so neighbours do not overprint
+    for rows, dx, ha, sign in ((g["3d_over_single_frame"][:8], 0.1, "left", -1),
+                               (g["single_frame_over_3d"][:8], -0.1, "right", 1)):
+        last = -sign * np.inf
+        for x in sorted(rows, key=lambda r: sign * r["acc_b"]):
+            last = sign * max(sign * x["acc_b"], sign * last + 0.04)
+            ax.annotate(x["class"], (x["acc_a"], x["acc_b"]), xytext=(x["acc_a"] + dx, last), ha=ha, va="center",
+                        fontsize=6.5, arrowprops=dict(arrowstyle="-", color="0.5", linewidth=0.5))
+    ax.set_xlim(-0.03, 1.03), ax.set_ylim(-0.03, 1.03), ax.set_aspect("equal")
+    ax.set(xlabel="single-frame per-class accuracy (video-level)", ylabel="3D per-class accuracy (video-level)")
+    ax.set_title("Per-class accuracy: blue = 3D better, red = single-frame better\n"
+                 "(largest gains labelled)", fontsize=10)
+    ax = axes[1]
+    if "sweep" in results:
+        rows = results["sweep"]["rows"]
+        for key, label in (("top1", "top-1"), ("top5", "top-5"), ("mean_class_accuracy", "mean class")):
+            ax.plot([r["weight"] for r in rows], [100 * r[key] for r in rows], marker="o", markersize=3, label=label)
+        ax.set(xlabel="fusion weight on single-frame (0 = 3D only, 1 = single-frame only)",
+               ylabel="video-level accuracy (%)")
+        ax.legend(fontsize=7)
+        ax.set_title("Fusion weight sweep: " + results["sweep"]["note"], fontsize=9)
+    else:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No fusion weight sweep (run combine_results.py --sweep).", ha="center")
+    fig.tight_layout()
+    return fig
+
+
+def model_tables(r):
+    best = [[x["class"], pct(x["accuracy"]), str(x["n_videos"])] for x in r["best"]]
+    worst = [[x["class"], pct(x["accuracy"]), str(x["n_videos"])] for x in r["worst"]]
+    conf = [[x["true"], x["predicted"], pct(x["fraction"]), str(x["count"])] for x in r["most_confused"]]
+    return [(["Class", "Accuracy", "Test videos"], best, "10 best classes (ties broken by class index)"),
+            (["Class", "Accuracy", "Test videos"], worst, "10 worst classes"),
+            (["True class", "Predicted as", "Fraction of true class", "Videos"], conf,
+             "10 most confused pairs (largest off-diagonal entries)")]
+
+
+def gain_tables(results):
+    header = ["Class", "Single-frame", "3D", "Gain (points)"]
+    rows = {k: [[x["class"], pct(x["acc_a"]), pct(x["acc_b"]), f"{100 * x['gain']:+.1f}"] for x in v]
+            for k, v in results["gains"].items()}
+    return [(header, rows["3d_over_single_frame"], "Classes where 3D gains most over single-frame"),
+            (header, rows["single_frame_over_3d"], "Classes where single-frame gains most over 3D")]
+
+
+def md_tables(tables, level="###"):
+    """(header, rows, caption) tables -> Markdown lines."""
+    out = []
+    for header, rows, caption in tables:
+        out += [f"{level} {caption}", ""]
+        out += ["| " + " | ".join(r) + " |" for r in [header, ["---"] * len(header)] + rows] if rows else ["none"]
+        out += [""]
+    return out
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="runs/combined",
+                   help="output folder of combine_results.py (default: %(default)s)")
+    p.add_argument("--out", default="report/report.pdf",
+                   help="PDF path; the .md twin is written next to it (default: %(default)s)")
+    return p.parse_args(argv)
+
+
+def main(args):
+    with open(os.path.join(args.results, "results.json")) as f:
+        results = json.load(f)
+    cms = {k: np.load(os.path.join(args.results, f"confusion_{k}.npy")) for k in MODELS}
+    fig_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), "figures")
+    os.makedirs(fig_dir, exist_ok=True)
+    label, obs = names(results), observations(results)
+    title = "UCF-101 action recognition: single-frame vs 3D ResNet-50"
+    split = results.get("attrs", {}).get("single_frame", {}).get("split", "?")
+    intro = (f"Test split {split}, {results['n_videos']} test videos, {len(results['class_list'])} classes. "
+             "All accuracies are video-level (one prediction per test video).")
+    accuracy = [(ACC_HEADER, accuracy_rows(results), "Accuracy (video-level)")]
+    md = [f"# {title}", "", intro, ""] + md_tables(accuracy, "##") + ["## Observations", ""] + [f"- {o}" for o in obs]
+    pages = []
+    with PdfPages(args.out) as pdf:
+        def save(fig, png=None, dpi=110):
+            if png:
+                fig.savefig(os.path.join(fig_dir, png), dpi=dpi)
+            pdf.savefig(fig)
+            plt.close(fig)
+            pages.append(png)
+
+        save(text_page(title, ["Observations (generated from the data):"] + [f"- {o}" for o in obs],
+                       accuracy, subtitle=intro))
+        md += ["", "## Confusion matrices", ""]
+        for k in MODELS:
+            save(confusion_page(cms[k], results["class_list"], f"Confusion matrix: {label[k]}"),
+                 f"confusion_{k}.png", dpi=150)
+            md += [f"![Confusion matrix: {label[k]}](figures/confusion_{k}.png)", ""]
+        save(per_class_page(results), "per_class.png")
+        md += ["## Per-class accuracy: single-frame vs 3D", "", "![per-class](figures/per_class.png)", ""]
+        md += md_tables(gain_tables(results))
+        for k in MODELS:
+            save(text_page(f"{label[k]}: classes", [], model_tables(results["models"][k])))
+            md += [f"## {label[k]}", ""] + md_tables(model_tables(results["models"][k]))
+        questions = [f"Q{i + 1}. {q}" for i, q in enumerate(QUESTIONS)]
+        save(text_page("Discussion", sum(([q, PLACEHOLDER, "", ""] for q in questions), []), gain_tables(results)))
+        md += ["## Discussion", ""] + sum(([f"**{q}**", "", PLACEHOLDER, ""] for q in questions), [])
+    md_path = os.path.splitext(args.out)[0] + ".md"
+    with open(md_path, "w") as f:
+        f.write("\n".join(md))
+    print(f"wrote {args.out} ({len(pages)} pages), {md_path} and {fig_dir}/")
+    return len(pages)
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,138 @@
+"""Shared pytest fixtures: the real UCF-101 material in ../shared/data and data roots built from it.
+
+Usage: imported by pytest; e.g. `def test_x(real_root): hf.read_frames(real_root.paths[0])`.
+
+The real split files and four real clips live beside the project root (never copied into the
+repository). `real_root` builds, once per session, a data root holding the clips in all three
+formats; `make_root` makes private roots (symlinks to those copies) that a test may modify.
+"""
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import helperFunctions as hf  # noqa: E402
+import prepare_data  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# Frame counts of the real clips, from ../shared/data/README.md.
+REAL_CLIPS = {"v_ApplyEyeMakeup_g01_c01": 164, "v_Archery_g01_c01": 131,
+              "v_Basketball_g01_c01": 141, "v_Shotput_g05_c02": 130}
+# The one file-name/folder mismatch of the real data: HandstandPushups/v_HandStandPushups_*.
+_CLASS_QUIRKS = {"HandStandPushups": "HandstandPushups"}
+
+
+def class_of(video):
+    """'v_<Class>_gNN_cMM' (with or without a folder or extension) -> the class folder name."""
+    m = re.fullmatch(r"v_(.+)_g\d+_c\d+", hf.video_name(video))
+    if m is None:
+        raise ValueError(f"{video}: not a UCF-101 video name v_<Class>_gNN_cMM")
+    return _CLASS_QUIRKS.get(m.group(1), m.group(1))
+
+
+def canonical_path(root, video):
+    """The canonical `<root>/UCF-101/<Class>/<video>.avi` of a video name."""
+    name = hf.video_name(video)
+    return os.path.join(str(root), "UCF-101", class_of(name), name + ".avi")
+
+
+@dataclass
+class DataRoot:
+    """A data root and its videos. `paths` are canonical .avi paths, sorted by name."""
+    root: Path
+    paths: list
+    frames: dict = field(default_factory=dict)  # canonical path -> number of frames
+    source: dict = field(default_factory=dict)  # canonical path -> the original AVI in ../shared
+
+    def copy(self, path, fmt):
+        """Real file of the `fmt` copy ("jpeg", "hdf5" or "avi") of a canonical path."""
+        return hf.store_path(path, fmt)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """../shared/data, or skip: the tests on real UCF-101 material need it."""
+    if not (SHARED / "ucfTrainTestlist" / "classInd.txt").is_file() or not (SHARED / "videos").is_dir():
+        pytest.skip(f"real UCF-101 material not found at {SHARED} (split files in ucfTrainTestlist/ "
+                    f"and clips in videos/, see its README.md)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def split_dir(shared_data):
+    """The official ucfTrainTestlist/ folder (read-only)."""
+    return shared_data / "ucfTrainTestlist"
+
+
+@pytest.fixture(scope="session")
+def real_root(shared_data, tmp_path_factory):
+    """A data root with the 4 real clips as UCF-101/ (symlinked AVIs), UCF-101-hdf5/ (raw) and
+    UCF-101-jpeg/ (compact store), both written by prepare_data, plus ucfTrainTestlist/.
+
+    Shared by the whole session: do not modify it (use `make_root` for a private copy).
+    """
+    root = tmp_path_factory.mktemp("real_root")
+    (root / "ucfTrainTestlist").symlink_to(shared_data / "ucfTrainTestlist", target_is_directory=True)
+    data = DataRoot(root, [])
+    for name, n in sorted(REAL_CLIPS.items()):
+        src = shared_data / "videos" / (name + ".avi")
+        if not src.is_file():
+            pytest.skip(f"real clip {src} not found")
+        dst = canonical_path(root, name)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.symlink(src, dst)
+        data.paths.append(dst)
+        data.frames[dst], data.source[dst] = n, str(src)
+    for to in ("hdf5", "jpeg"):
+        prepare_data.main(prepare_data.parse_args(["--data-root", str(root), "--to", to, "--workers", "1"]))
+    return data
+
+
+@pytest.fixture
+def make_root(real_root, tmp_path):
+    """Factory: a private data root holding the `formats` copies of the real clips `names`
+    (default all), as symlinks (copy=True: real copies), plus ucfTrainTestlist/. Safe to modify."""
+    counter = iter(range(10**6))
+
+    def make(formats=hf.FORMATS, names=None, copy=False):
+        root = tmp_path / f"root{next(counter)}"
+        root.mkdir(parents=True)
+        (root / "ucfTrainTestlist").symlink_to(real_root.root / "ucfTrainTestlist", target_is_directory=True)
+        data = DataRoot(root, [])
+        for path in real_root.paths:
+            if names is not None and hf.video_name(path) not in names:
+                continue
+            new = canonical_path(root, path)
+            for fmt in formats:
+                src, dst = real_root.copy(path, fmt), hf.store_path(new, fmt)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                if copy:
+                    shutil.copyfile(src, dst)
+                else:
+                    os.symlink(os.path.realpath(src), dst)
+            data.paths.append(new)
+            data.frames[new], data.source[new] = real_root.frames[path], real_root.source[path]
+        return data
+
+    return make
+
+
+@pytest.fixture
+def write_video():
+    """Factory: write uint8 RGB frames (T, H, W, 3) as the `fmt` copy ("hdf5" raw or "jpeg")
+    of video `name` under `root`; returns its canonical .avi path."""
+
+    def write(root, name, frames, fmt="hdf5", fps=25.0):
+        path = canonical_path(root, name)
+        prepare_data.write_video(hf.store_path(path, fmt), np.ascontiguousarray(frames, dtype=np.uint8),
+                                 fps, to=fmt)
+        return path
+
+    return write

@@ -1,0 +1,132 @@
+"""End-to-end check of combine_results.py and report/make_report.py on tiny fake predictions.h5 files."""
+import importlib.util
+import json
+import os
+import re
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import combine_results  # noqa: E402
+import metrics  # noqa: E402
+
+CLASSES = ["Archery", "Biking", "Diving", "Fencing", "Rowing", "YoYo"]  # YoYo has no test video
+MODELS = ("single_frame", "3d", "fused")
+
+
+def load_make_report():
+    spec = importlib.util.spec_from_file_location("make_report", os.path.join(ROOT, "report", "make_report.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_predictions(path, model, videos, labels, scores, class_list=CLASSES):
+    failed = np.isnan(scores).any(axis=1)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("videos", data=np.asarray(videos, dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
+        f.create_dataset("scores", data=scores.astype(np.float32))
+        f.create_dataset("failed", data=failed)
+        f.create_dataset("class_list", data=np.asarray(class_list, dtype=object), dtype=h5py.string_dtype())
+        f.attrs.update({"model": model, "split": 1, "level": "video"})
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    """30 videos of 5 present classes; the 3D file is in a shuffled order and has one failed video."""
+    tmp = tmp_path_factory.mktemp("combine")
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), [4, 8, 6, 7, 5])
+    videos = np.array([f"v_{CLASSES[l]}_g{i:02d}_c01" for i, l in enumerate(labels)])
+    out = {}
+    for model, boost in (("single_frame", 1.5), ("3d", 2.0)):
+        logits = rng.normal(0, 1, (30, 6))
+        logits[np.arange(30), labels] += boost
+        logits[np.arange(30), (labels + 1) % 5] += rng.uniform(0, 2, 30)  # something to be confused with
+        out[model] = metrics.log_softmax(logits).astype(np.float32)
+    out["3d"][7] = np.nan
+    order = rng.permutation(30)
+    assert (order != np.arange(30)).any()
+    sf_dir, td_path = tmp / "sf", tmp / "td" / "predictions.h5"
+    write_predictions(str(sf_dir / "predictions.h5"), "single_frame", videos, labels, out["single_frame"])
+    write_predictions(str(td_path), "3d", videos[order], labels[order], out["3d"][order])
+    args = combine_results.parse_args(["--single-frame", str(sf_dir), "--three-d", str(td_path),
+                                       "--weight", "0.4", "--sweep", "--out", str(tmp / "combined")])
+    combine_results.main(args)
+    return {"tmp": tmp, "videos": videos, "labels": labels, "order": order, "args": args,
+            "scores": {"single_frame": out["single_frame"], "3d": out["3d"],
+                       "fused": metrics.fuse(out["single_frame"], out["3d"], 0.4)}}
+
+
+def test_load_predictions(fake):
+    p = combine_results.load_predictions(str(fake["tmp"] / "td" / "predictions.h5"))
+    assert list(p.videos) == list(fake["videos"][fake["order"]])
+    assert list(p.class_list) == CLASSES and p.attrs["model"] == "3d" and p.attrs["level"] == "video"
+    assert p.scores.shape == (30, 6) and p.failed.sum() == 1 and p.labels.dtype == np.int64
+
+
+def test_results_json_matches_direct_metrics(fake):
+    with open(fake["tmp"] / "combined" / "results.json") as f:
+        results = json.load(f)
+    assert results["level"] == "video" and results["n_videos"] == 30 and results["class_list"] == CLASSES
+    for name in MODELS:
+        r, scores = results["models"][name], fake["scores"][name]
+        topk = metrics.topk_accuracy(scores, fake["labels"])
+        assert (r["top1"], r["top5"], r["top10"]) == pytest.approx((topk[1], topk[5], topk[10]))
+        acc, counts = metrics.per_class_accuracy(fake["labels"], metrics.predictions(scores), 6)
+        assert r["mean_class_accuracy"] == pytest.approx(metrics.mean_class_accuracy(acc))
+        assert r["per_class_accuracy"][5] is None and r["per_class_n_videos"] == counts.tolist()
+        assert r["n_videos"] == 30 and len(r["best"]) == len(r["worst"]) == 5  # absent class excluded
+    assert results["models"]["3d"]["failed"] == [str(fake["videos"][7])]
+    assert results["models"]["fused"]["n_failed"] == 1
+    assert len(results["sweep"]["rows"]) == 11 and "optimistic" in results["sweep"]["note"]
+    a = [np.nan if x is None else x for x in results["models"]["single_frame"]["per_class_accuracy"]]
+    b = [np.nan if x is None else x for x in results["models"]["3d"]["per_class_accuracy"]]
+    up, down = metrics.class_gains(a, b, CLASSES)
+    assert results["gains"] == {"3d_over_single_frame": up, "single_frame_over_3d": down}
+
+
+def test_confusion_matrices_agree_with_predictions(fake):
+    labels = fake["labels"]
+    for name in MODELS:
+        cm = np.load(fake["tmp"] / "combined" / f"confusion_{name}.npy")
+        counts = metrics.confusion_counts(labels, metrics.predictions(fake["scores"][name]), 6)
+        np.testing.assert_allclose(cm, metrics.row_normalize(counts, np.bincount(labels, minlength=6)))
+    # the failed 3D video belongs to class 1 (8 videos): its row sums to 7/8, the absent class row to 0
+    cm = np.load(fake["tmp"] / "combined" / "confusion_3d.npy")
+    np.testing.assert_allclose(cm.sum(axis=1), [1, 7 / 8, 1, 1, 1, 0])
+
+
+def test_mismatched_inputs_give_clear_errors(fake, tmp_path):
+    sf = str(fake["tmp"] / "sf" / "predictions.h5")
+    scores, videos, labels = fake["scores"]["3d"], fake["videos"], fake["labels"]
+    cases = {"missing.h5": (videos[1:], labels[1:], scores[1:], CLASSES, "video sets differ"),
+             "classes.h5": (videos, labels, scores, CLASSES[::-1], "class lists differ"),
+             "labels.h5": (videos, (labels + 1) % 5, scores, CLASSES, "labels differ")}
+    for fname, (v, l, s, c, message) in cases.items():
+        bad = str(tmp_path / fname)
+        write_predictions(bad, "3d", v, l, s, class_list=c)
+        args = combine_results.parse_args(["--single-frame", sf, "--three-d", bad, "--out", str(tmp_path / "o")])
+        with pytest.raises(ValueError, match=message) as err:
+            combine_results.main(args)
+        assert sf in str(err.value) and bad in str(err.value)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        combine_results.load_predictions(str(tmp_path / "nowhere"))
+
+
+def test_report(fake, tmp_path):
+    make_report = load_make_report()
+    out = tmp_path / "report.pdf"
+    n_pages = make_report.main(make_report.parse_args(["--results", fake["args"].out, "--out", str(out)]))
+    pdf = out.read_bytes()
+    assert n_pages == 9 and len(re.findall(rb"/Type\s*/Page\b", pdf)) == 9
+    md = (tmp_path / "report.md").read_text()
+    assert "video-level" in md and "## Discussion" in md and "[Student:" in md
+    for name in MODELS:
+        assert (tmp_path / "figures" / f"confusion_{name}.png").is_file()
