@@ -126,6 +126,29 @@ def sweep(sf, td, labels, class_list, steps=11):
     return rows
 
 
+def motion_pairs(scores, labels, class_list, pairs):
+    """Accuracy on the toy's motion-only class pairs (make_toy_ucf101.py), whose members look alike in
+    any single frame. scores `(N, C)`, labels `(N,)`, pairs [(A, B), ...] -> dict with top1 over the
+    pairs' videos, within_pair (only the pair's two scores decide: chance is 50%), top1 of the other
+    videos, and per pair its 2x2 confusion counts [[A->A, A->B], [B->A, B->B]] (top-1 predictions)."""
+    index, preds = {str(c): i for i, c in enumerate(class_list)}, metrics.predictions(scores)
+    failed = metrics.failed_rows(scores)
+    within, in_pair, rows = np.zeros(len(labels), bool), np.zeros(len(labels), bool), []
+    mean = lambda x: float(x.mean()) if len(x) else None
+    for a, b in pairs:
+        ab = np.array([index[a], index[b]])
+        sel = np.isin(labels, ab)
+        choice = ab[np.argmax(np.nan_to_num(scores[sel][:, ab], nan=-np.inf), axis=1)]
+        within[sel] = (choice == labels[sel]) & ~failed[sel]  # a failed video is wrong here too
+        in_pair |= sel
+        rows.append({"pair": [a, b], "n_videos": int(sel.sum()), "top1": mean(preds[sel] == labels[sel]),
+                     "within_pair": mean(within[sel]),
+                     "confusion": [[int(np.sum((labels == t) & (preds == p))) for p in ab] for t in ab]})
+    return {"n_videos": int(in_pair.sum()), "top1": mean(preds[in_pair] == labels[in_pair]),
+            "within_pair": mean(within[in_pair]), "other_top1": mean(preds[~in_pair] == labels[~in_pair]),
+            "pairs": rows}
+
+
 def pct(x):
     return f"{100 * x:6.2f}%"
 
@@ -153,6 +176,8 @@ def parse_args(argv=None):
                    help="weight of the single-frame model in [0, 1] (default: %(default)s)")
     p.add_argument("--sweep", action="store_true", help="also report fused accuracy for weights 0, 0.1, .., 1")
     p.add_argument("--out", default="runs/combined", help="output folder (default: %(default)s)")
+    p.add_argument("--toy-classes", default=None,
+                   help="toy_classes.json of a toy data root (make_toy_ucf101.py): adds motion-pair accuracies")
     return p.parse_args(argv)
 
 
@@ -187,6 +212,17 @@ def main(args):
         for r in results["sweep"]["rows"]:
             print(f"  {r['weight']:20.2f} {pct(r['top1'])} {pct(r['top5'])} {pct(r['top10'])} "
                   f"{pct(r['mean_class_accuracy'])}")
+    if args.toy_classes:
+        with open(args.toy_classes) as f:
+            pairs = json.load(f)["pairs"]
+        if not {c for p in pairs for c in p} <= set(class_list):
+            raise SystemExit(f"{args.toy_classes} names classes that the predictions do not have")
+        results["motion_pairs"] = {"source": args.toy_classes, "models": {
+            k: motion_pairs(scores[k], sf.labels, class_list, pairs) for k in MODELS}}
+        print("\nMotion-only pairs (toy; one frame cannot tell the members apart), video-level:")
+        for k, r in results["motion_pairs"]["models"].items():
+            print(f"  {k:<13} within-pair accuracy {pct(r['within_pair'] or 0)} (chance 50%)  top-1 on the "
+                  f"pairs' {r['n_videos']} videos {pct(r['top1'] or 0)}, on the other classes {pct(r['other_top1'] or 0)}")
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     print(f"\nwrote {os.path.join(args.out, 'results.json')} and confusion_*.npy")

@@ -172,11 +172,12 @@ def load_checkpoint(path, kind=None):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"{path} holds more than tensors and plain values, so it was not written by "
-                         f"this repo's training scripts ({str(e).splitlines()[-1][:200]})") from e
+        # save_checkpoint writes zip files, so a legacy pickle is garbage or someone else's file
+        raise ValueError(f"{path} is corrupt or was not written by this repo's training scripts: it holds "
+                         f"more than tensors and plain values ({str(e).splitlines()[-1][:200]})") from e
     except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path} is partial or corrupt and cannot be loaded ({e}); "
-                         f"delete it, or point --checkpoint at an earlier one") from e
+        raise ValueError(f"{path} is partial or corrupt and cannot be loaded ({str(e).split('. ')[0][:200]}); "
+                         f"delete it or use another checkpoint") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path} is not a checkpoint written by this repo's training scripts")
     if kind and ckpt.get("kind") != kind:
@@ -276,15 +277,21 @@ def fit(args, net, optimizer, train_loader, test_loader, device, rank, meta):
     inner = net.module if hasattr(net, "module") else net
     start, history = 0, []
     if args.resume and os.path.exists(ckpt_path):
-        ckpt = load_checkpoint(ckpt_path, meta["kind"])
+        try:
+            ckpt = load_checkpoint(ckpt_path, meta["kind"])
+        except ValueError as e:  # a message, not a traceback; the file stays for the user to look at
+            raise SystemExit(f"--resume: {e}. To start over instead, move it away or use another --out") from None
         if ckpt["num_classes"] != meta["num_classes"] or ckpt["arch"] != meta["arch"]:
             raise SystemExit(f"{ckpt_path} holds {ckpt['arch']} with {ckpt['num_classes']} classes; this run "
                              f"asks for {meta['arch']} with {meta['num_classes']}: use another --out")
         inner.model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, history = ckpt["epoch"], ckpt["history"]
+        torch.set_rng_state(ckpt["rng"])  # augmentation does not draw from it, but user code might
         if rank == 0:
             print(f"resumed from {ckpt_path} after epoch {start}")
+    elif args.resume and rank == 0:
+        print(f"--resume: no checkpoint in {args.out} yet, starting from scratch")
     if rank == 0:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "args.json"), "w") as f:
@@ -299,9 +306,16 @@ def fit(args, net, optimizer, train_loader, test_loader, device, rank, meta):
                            f"epoch {epoch + 1}/{args.epochs} train", rank)
             te = run_epoch(net, test_loader, device, mean, std, failures, None, "test", rank)
         except torch.cuda.OutOfMemoryError:
-            raise SystemExit(f"CUDA out of memory at batch size {args.batch_size}: try a smaller --batch-size, "
-                             f"a later --train-from or fewer --layer4-blocks (the last checkpoint is kept)")
+            kept = (f"{ckpt_path} (epoch {epoch}) is kept: add --resume to continue from it" if epoch
+                    else "no epoch had completed, so there is no checkpoint yet")
+            fewer = ", or fewer --layer4-blocks" if hasattr(args, "layer4_blocks") else ""
+            raise SystemExit(f"CUDA out of memory at batch size {args.batch_size}: try a smaller --batch-size "
+                             f"or a later --train-from (trains fewer blocks){fewer}; {kept}") from None
         n_failed = int(all_reduce_sum([failures.count], device)[0])
+        if tr["n"] == 0:  # stop: checkpointing a model that saw no data would only hide the problem
+            raise SystemExit(f"none of the {len(train_loader.dataset)} training videos of split {args.split} "
+                             f"could be read (each is named above with the reason): check --data-root "
+                             f"{args.data_root}, or convert the videos again with prepare_data.py")
         row = {"epoch": epoch + 1, "train_loss": round(tr["loss"], 5), "train_acc": round(tr["acc"], 5),
                "test_clip_loss": round(te["loss"], 5), "test_clip_acc": round(te["acc"], 5),
                "failed_videos": n_failed, "seconds": round(time.time() - t0, 1)}
@@ -312,7 +326,7 @@ def fit(args, net, optimizer, train_loader, test_loader, device, rank, meta):
                   f"loss {te['loss']:.4f} acc {te['acc']:.4f}  skipped {n_failed}  {row['seconds']}s", flush=True)
             save_checkpoint(ckpt_path, {**meta, "model": inner.model.state_dict(),
                                         "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                                        "history": history, "args": vars(args)})
+                                        "history": history, "args": vars(args), "rng": torch.get_rng_state()})
             write_log(args.out, history)
     return history
 
@@ -350,7 +364,7 @@ def train(args, net, train_set, test_set, device, rank, world, meta):
     if rank == 0:
         n_train = sum(p.numel() for p in params)
         print(f"{meta['kind']} {meta['arch']}: {len(train_set)} train / {len(test_set)} test videos, "
-              f"{meta['num_classes']} classes, {n_train / 1e6:.2f}M trained parameters, device {device}"
+              f"{meta['num_classes']} classes, {n_train:,} trained parameters, device {device}"
               f"{f', {world} processes' if world > 1 else ''}", flush=True)
     return fit(args, net, optimizer, train_loader, test_loader, device, rank, meta)
 
@@ -417,8 +431,13 @@ def test_videos(args, ckpt, video_logits, attrs):
             if len(batch["label"]) == 0:
                 continue
             i = todo[batch["index"][0].item()]
-            with autocast(device):
-                lg = video_logits(net, batch["video"][0], device, mean, std).float().cpu().numpy()
+            try:
+                with autocast(device):
+                    lg = video_logits(net, batch["video"][0], device, mean, std).float().cpu().numpy()
+            except torch.cuda.OutOfMemoryError:
+                raise SystemExit(f"CUDA out of memory on {paths[i]} ({len(batch['video'][0])} frames): try a "
+                                 f"smaller --batch-size (test_3d.py: or --mode windows); the {done} videos "
+                                 f"scored so far are saved in {args.out} and a rerun skips them") from None
             save_prediction(prediction_file(args.out, paths[i]), lg, attrs)
             logits[i] = lg
             top = np.argsort(-metrics.aggregate(lg, args.average))[:10]
@@ -432,6 +451,9 @@ def test_videos(args, ckpt, video_logits, attrs):
             scores[i] = metrics.aggregate(lg, args.average)
     summary = metrics.summarize(scores, labels, class_list)
     save_results(args.out, paths, labels, scores, class_list, summary, failed, attrs)
+    if summary["n_failed"] == len(paths):  # all-zero metrics are no result: say so with the exit status
+        raise SystemExit(f"none of the {len(paths)} test videos of split {args.split} could be read (each is "
+                         f"named above with the reason): check --data-root {args.data_root}")
     return summary
 
 

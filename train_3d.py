@@ -11,6 +11,7 @@ of layer4 (fits an 80 GB GPU). `--preprocess hara` feeds the checkpoint's own in
 (pixels in [0, 255] minus the ActivityNet mean, no std; Hara trained on 112x112: add --size 112).
 """
 import argparse
+import os
 
 import engine
 import helperFunctions as hf
@@ -39,9 +40,16 @@ def main(args):
 
     if args.kinetics_checkpoint == "none":
         model = resnet_3d.build(args.arch, num_classes=len(class_list), layer4_blocks=args.layer4_blocks)
+    elif not os.path.isfile(args.kinetics_checkpoint):  # the default name, when it was never downloaded
+        raise SystemExit(f"--kinetics-checkpoint {args.kinetics_checkpoint}: file not found; download Hara et "
+                         f"al.'s resnet-50-kinetics.pth and pass --kinetics-checkpoint PATH, or train from "
+                         f"scratch with --kinetics-checkpoint none")
     else:
-        model = resnet_3d.load_kinetics(args.kinetics_checkpoint, arch=args.arch, num_classes=len(class_list),
-                                        layer4_blocks=args.layer4_blocks)
+        try:
+            model = resnet_3d.load_kinetics(args.kinetics_checkpoint, arch=args.arch, num_classes=len(class_list),
+                                            layer4_blocks=args.layer4_blocks)
+        except ValueError as e:  # not a checkpoint, or another architecture: the message says which
+            raise SystemExit(f"--kinetics-checkpoint: {e}") from None
     net = engine.FineTune(model, args.train_from, args.layer4_blocks)
     meta = {"kind": "3d", "arch": args.arch, "num_classes": len(class_list), "class_list": list(class_list),
             "size": args.size, "frames": args.frames, "train_from": args.train_from,

@@ -39,6 +39,9 @@ def pretrained_resnet(arch, weights, num_classes):
                              f"them from a machine online and pass --weights /path/to/{arch}.pth, "
                              f"or train from scratch with --weights none") from e
     elif weights != "none":
+        if not os.path.isfile(weights):
+            raise SystemExit(f"--weights {weights}: file not found; use imagenet (download), the path of a "
+                             f"torchvision {arch} .pth, or none (random init)")
         state = torch.load(weights, map_location="cpu", weights_only=True)
         try:
             model.load_state_dict(state.get("state_dict", state))

@@ -88,7 +88,34 @@ def observations(results):
         best = max(results["sweep"]["rows"], key=lambda r: r["top1"])
         obs.append(f"Weight sweep: the best top-1 on the test set is {pct(best['top1'])} at weight "
                    f"{best['weight']:g} on single-frame ({results['sweep']['note']}).")
+    if "motion_pairs" in results:
+        mp = results["motion_pairs"]["models"]
+        obs.append(f"Motion-only pairs (toy, {mp['3d']['n_videos']} test videos): within-pair accuracy "
+                   f"{pct(mp['single_frame']['within_pair'])} single-frame, {pct(mp['3d']['within_pair'])} 3D, "
+                   f"{pct(mp['fused']['within_pair'])} fused (chance 50%).")
     return obs
+
+
+def motion_pair_tables(results):
+    """The toy's motion-only pairs (combine_results.py --toy-classes), or [] for other data."""
+    if "motion_pairs" not in results:
+        return []
+    m, label = results["motion_pairs"]["models"], names(results)
+    summary = [[label[k], pct(m[k]["within_pair"]), pct(m[k]["top1"]), pct(m[k]["other_top1"]), str(m[k]["n_videos"])]
+               for k in MODELS]
+    rows = []
+    for i, x in enumerate(m["single_frame"]["pairs"]):
+        a, b = x["pair"]
+        n = len(os.path.commonprefix([a, b]))
+        while n and not b[n].isupper():  # cut at a word start: BarSpinClockwise / CounterClockwise
+            n -= 1
+        cells = [(m[k]["pairs"][i]["within_pair"], m[k]["pairs"][i]["confusion"]) for k in MODELS]
+        rows.append([f"{a} / {b[n:]}", str(x["n_videos"])] + [
+            f"{pct(w)} ({c[0][1]} + {c[1][0]})" for w, c in cells])
+    return [(["Model", "Within-pair acc.", "Top-1, pair videos", "Top-1, other classes", "Pair videos"], summary,
+             "Motion-only pairs (toy): one frame cannot tell the two classes apart; within-pair chance is 50%"),
+            (["Motion pair", "Test videos", "Single-frame", "3D", "Fused"], rows,
+             "Within-pair accuracy per pair (swaps: videos of A predicted as B + of B predicted as A)")]
 
 
 def accuracy_rows(results):
@@ -233,7 +260,7 @@ def main(args):
     split = results.get("attrs", {}).get("single_frame", {}).get("split", "?")
     intro = (f"Test split {split}, {results['n_videos']} test videos, {len(results['class_list'])} classes. "
              "All accuracies are video-level (one prediction per test video).")
-    accuracy = [(ACC_HEADER, accuracy_rows(results), "Accuracy (video-level)")]
+    accuracy = [(ACC_HEADER, accuracy_rows(results), "Accuracy (video-level)")] + motion_pair_tables(results)
     md = [f"# {title}", "", intro, ""] + md_tables(accuracy, "##") + ["## Observations", ""] + [f"- {o}" for o in obs]
     pages = []
     with PdfPages(args.out) as pdf:

@@ -136,3 +136,14 @@ def write_video():
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory):
+    """A tiny toy UCF-101 made by make_toy_ucf101 once per session: 4 classes x 3 groups x 2 clips of
+    12-28 frames at 80x60 (AVIs only); split 1 tests group 1 (8 videos, 3 under 16 frames).
+    Shared by the whole session: do not modify it (copy it first)."""
+    import make_toy_ucf101
+    root = tmp_path_factory.mktemp("toy_root") / "toy"
+    make_toy_ucf101.make_toy(root, classes=4, groups=3, clips=2, frames=20, width=80, height=60, workers=1)
+    return root

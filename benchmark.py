@@ -1,0 +1,443 @@
+"""Benchmark the data path and the models, and project the time of the whole assignment.
+
+Usage: python benchmark.py [--quick] [--device auto|cpu|cuda] [--workers N] [--budget-s 360] [--compile]
+                           [--out runs/benchmark.json]
+       python benchmark.py --from-json runs/benchmark.json --model-json runs/bench_gpu.json   (re-project)
+
+All figures of a run are measured side by side on the same videos: the real UCF-101 clips in
+../shared/data/videos (skipped with a note when absent) and toy videos at 320x240, each converted by
+prepare_data into a temporary root in the three formats: AVI, the course's raw uint8 HDF5 and our
+compact JPEG store. Loaders run the training path (ClipDataset / VideoDataset + make_loader: uint8,
+augmentation on) with 1 and N workers, from the page cache; on one core we also time the assignment's
+float loaders and a clip read cold (file evicted from the page cache: the disk, as at full scale).
+Models run the training set-ups through engine.FineTune (forward, backward, Adam) and the test
+scripts' inference functions, naming dtype, batch, memory format and, on GPU, TFLOP/s against the
+dense bf16 peak. The JSON is rewritten after every step, so a run cut short keeps what it measured.
+"""
+import argparse
+import glob
+import json
+import os
+import tempfile
+import time
+from multiprocessing import Pool
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import engine
+import helperFunctions as hf
+import make_toy_ucf101
+import prepare_data
+import test_3d
+import test_single_frame
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+# The assignment on UCF-101 split 1 (186 frames: UCF-101's mean video length), loaders on 16 cores.
+A = dict(epochs=10, train=9537, test=3783, video_frames=186, clip=16, stride=8, cores=16)
+PEAK_BF16 = [("H100 PCIe", 756), ("H100", 989), ("H200", 989), ("A100", 312)]  # dense TFLOP/s, spec sheets
+LOADS = [("frame", 1, 224, 16), ("clip", 16, 224, 4), ("video", 0, 224, 1), ("clip", 16, 112, 4)]  # T 0: all
+MODEL_KEYS = ["2D train", "3D train", "2D test frames", "3D test windows", "3D test full"]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small batches, fewer loader cases: < 2 min on 2 cores")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=os.cpu_count(), help="N of the N-worker loader figures")
+    p.add_argument("--seconds", type=float, default=None, help="time per measurement (default 2, quick 0.4)")
+    p.add_argument("--budget-s", type=float, default=0, help="start no measurement after this (0: no limit)")
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile (GPU only)")
+    p.add_argument("--size", type=int, default=None, help="model input size (default 224; quick on CPU: 112)")
+    p.add_argument("--arch-2d", default="resnet50")
+    p.add_argument("--arch-3d", default="resnet50")
+    p.add_argument("--real-videos", default=os.path.join(REPO, "..", "shared", "data", "videos"))
+    p.add_argument("--from-json", default=None, help="measure nothing: report this earlier run again")
+    p.add_argument("--model-json", default=None, help="project with this run's model figures (e.g. the GPU's)")
+    p.add_argument("--out", default="runs/benchmark.json")
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- data
+
+def build_sets(tmp, real_dir, quick, workers):
+    """Video sets in `tmp` in the three formats, one root per format holding only that copy (so
+    resolve_video reads the format asked for). Returns {set: {fmt: [canonical paths]}}."""
+    toy = os.path.join(tmp, "toy")
+    make_toy_ucf101.make_toy(toy, classes=4, groups=3, clips=1, frames=40 if quick else A["video_frames"],
+                             workers=1 if quick else min(8, workers))
+    sources = {"real": sorted(glob.glob(os.path.join(real_dir, "*.avi"))),
+               "toy": sorted(glob.glob(os.path.join(toy, "UCF-101", "*", "*.avi")))}
+    sets = {}
+    for name, srcs in ((k, v) for k, v in sources.items() if v):
+        base = os.path.join(tmp, name)
+        avis = [os.path.join(base, "UCF-101", hf.video_name(s).split("_")[1], os.path.basename(s)) for s in srcs]
+        for s, a in zip(srcs, avis):
+            if not os.path.exists(a):
+                os.makedirs(os.path.dirname(a), exist_ok=True)
+                os.symlink(os.path.abspath(s), a)
+        with Pool(max(1, min(workers, 8))) as pool:
+            tasks = [(a, hf.store_path(a, fmt), fmt, 90) for fmt in ("hdf5", "jpeg") for a in avis]
+            for src, _, _, _, err in pool.map(prepare_data.convert, tasks):
+                if err:
+                    raise RuntimeError(f"prepare_data could not convert {src}: {err}")
+        sets[name] = {}
+        for fmt in hf.FORMATS:
+            root = os.path.join(tmp, f"{name}-{fmt}")
+            os.makedirs(root)
+            os.symlink(os.path.join(base, hf.STORE_DIRS[fmt]), os.path.join(root, hf.STORE_DIRS[fmt]))
+            sets[name][fmt] = [os.path.join(root, os.path.relpath(a, base)) for a in avis]
+    return sets
+
+
+def timed_calls(fn, seconds, n_min=2, warm=1):
+    """Median seconds per call of fn() over at least `seconds` and n_min calls, after `warm` calls
+    (the median: other people's jobs on a shared machine slow some calls down)."""
+    for _ in range(warm):
+        fn()
+    times, end = [], time.perf_counter() + seconds
+    while len(times) < n_min or time.perf_counter() < end:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def loader_rate(paths, frames, size, batch, workers, seconds):
+    """(samples/s, frames/s) through make_loader, timed from the moment every worker has delivered
+    a batch (start-up excluded), for at least `seconds` and 2 batches."""
+    ps = np.asarray(paths * max(1, 4096 // len(paths)))
+    ds = hf.VideoDataset(ps, np.zeros(len(ps)), size) if frames == 0 else \
+        hf.ClipDataset(ps, np.zeros(len(ps)), True, size, frames)
+    loader = hf.make_loader(ds, batch, True, workers)
+    t0, n, nf, nb = None, 0, 0, 0
+    for i, b in enumerate(loader):
+        if b["failed"]:
+            raise RuntimeError(f"the loader failed on {b['failed'][0]}")
+        if t0 is None:
+            t0 = time.perf_counter() if i + 1 >= workers else None
+            continue
+        n, nb, nf = n + len(b["label"]), nb + 1, nf + (len(b["label"]) if frames == 1 else b["video"].shape[:2].numel())
+        if nb >= 2 and time.perf_counter() - t0 > seconds:
+            break
+    dt = time.perf_counter() - t0
+    del loader  # shuts the persistent workers down
+    return n / dt, nf / dt
+
+
+def evict(path):
+    """Drop a video's file from the page cache (this file only), so that its next read hits the disk."""
+    fd = os.open(hf.resolve_video(path)[1], os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def measure_data(R, sets, args, save):
+    for name, fmts in sets.items():
+        for fmt, ps in fmts.items():
+            R["bytes"].append(dict(set=name, format=fmt, videos=len(ps),
+                                   mean_frames=np.mean([hf.count_frames(p) for p in ps]),
+                                   bytes_per_video=np.mean([os.path.getsize(hf.resolve_video(p)[1]) for p in ps])))
+    rng = np.random.default_rng(0)
+    for name, fmts in sets.items():
+        for kind, frames, size, batch in LOADS[:3] if args.quick else LOADS:
+            for fmt in ("jpeg", "hdf5", "avi"):
+                for w in [1] if args.quick and fmt != "jpeg" else sorted({1, args.workers}):
+                    if time.time() > args.deadline - args.seconds - 10:
+                        R["skipped"].append(f"loader {name}/{kind}{size}/{fmt}/{w} workers: out of --budget-s")
+                        continue
+                    clips, fps = loader_rate(fmts[fmt], frames, size, batch, w, args.seconds)
+                    R["loaders"].append(dict(set=name, format=fmt, kind=kind, size=size, workers=w,
+                                             clips_per_s=clips, frames_per_s=fps))
+                    print(f"  loader {name}/{kind}{size}/{fmt}, {w} workers: {clips:.4g}/s", flush=True)
+                    save()
+        if time.time() > args.deadline - 12 * args.seconds - 10:
+            R["skipped"].append(f"one-core loaders and AVI seek on {name}: out of --budget-s")
+            continue
+        for fmt in ("jpeg", "hdf5", "avi"):  # one core, no workers
+            it = iter(fmts[fmt] * 10**4)
+            for kind, fn in (("loadFrame", hf.loadFrame), ("loadSequence", hf.loadSequence)):  # the assignment's
+                s = timed_calls(lambda: fn((next(it), True), size=224, rng=rng), args.seconds)
+                R["float_loaders"].append(dict(set=name, format=fmt, kind=kind, size=224, clips_per_s=1 / s))
+            cold = lambda p: (evict(p), hf.load_clip_uint8(p, True, 224, 16, rng))
+            s = timed_calls(lambda: cold(next(it)), args.seconds)
+            R["cold"].append(dict(set=name, format=fmt, kind="clip", size=224, clips_per_s=1 / s))
+        clips = [(p, hf.clip_indices(hf.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3]
+        it1, it2 = iter(clips), iter(clips)  # the same random clips both ways
+        seek = timed_calls(lambda: hf.read_frames(*next(it1)), args.seconds)
+        full = timed_calls(lambda: (lambda p, i: hf.read_frames(p)[i])(*next(it2)), args.seconds)
+        R["seek"].append(dict(set=name, seek_ms=1e3 * seek, decode_all_ms=1e3 * full, speedup=full / seek))
+        save()
+
+
+# ----------------------------------------------------------------------------- models
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_tflops(device):
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+    return next((p for k, p in PEAK_BF16 if gpu and all(w in gpu for w in k.split())), None)
+
+
+def model_case(args, device, name, kind, batch, frames, mode="train", amp=True, channels_last=True, compile_=False):
+    """One set-up's seconds per step, items/s and FLOPs. mode "train": uint8 (B, T, S, S, 3) on the device
+    -> normalize -> FineTune -> loss -> backward -> Adam. Else one uint8 video (T, S, S, 3), pinned on the
+    host as the loader hands it over, through test_single_frame.frame_logits ("frames") or
+    test_3d.video_logits ("windows" / "full")."""
+    S, gpu, train, lb = args.size, device.type == "cuda", mode == "train", 1 if kind == "3d" else None
+    model = engine.build_model(kind, args.arch_3d if kind == "3d" else args.arch_2d, 101, lb)
+    top = "layer4.0" if kind == "3d" else f"layer4.{len(model.layer4) - 1}"  # the assignment's (resnet50: layer4.2)
+    net = engine.FineTune(model, top if train else "fc", lb).to(device)
+    if channels_last and gpu:  # as engine.train does
+        net = net.to(memory_format=torch.channels_last_3d if kind == "3d" else torch.channels_last)
+    net.train(train)
+    mean, std = engine.input_stats({"kind": kind})
+    cast = lambda: engine.autocast(device) if amp else torch.autocast(device.type, enabled=False)
+    if train:
+        opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+        x = torch.randint(0, 256, (batch, S, S, 3) if kind == "2d" else (batch, frames, S, S, 3),
+                          dtype=torch.uint8, device=device)
+        y, b = torch.randint(0, 101, (batch,), device=device), torch.zeros(batch, device=device)
+
+        def step(m):
+            with cast():
+                loss = F.cross_entropy(m(hf.normalize(x, b, mean, std)).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    else:
+        video = torch.randint(0, 256, (frames, S, S, 3), dtype=torch.uint8)
+        video = video.pin_memory() if gpu else video
+
+        def step(m):
+            with torch.inference_mode(), cast():
+                if mode == "frames":
+                    return test_single_frame.frame_logits(m, video, device, mean, std, batch)
+                return test_3d.video_logits(m, video, device, mean, std, mode, A["clip"], A["stride"], batch)
+    with FlopCounterMode(display=False) as fc:  # on CPU also the warm-up
+        step(net)
+    fwd = torch.compile(net) if compile_ else net
+    s = timed_calls(lambda: (step(fwd), sync(device)), args.seconds, warm=3 if gpu else 0)  # GPU: cuDNN autotuning
+    flops, peak = fc.get_total_flops(), peak_tflops(device)
+    items = {"train": batch, "frames": frames, "full": frames,
+             "windows": len(test_3d.window_starts(frames, A["clip"], A["stride"]))}[mode]
+    r = dict(name=name, kind=kind, mode=mode, batch=batch, size=S, frames=frames, compiled=compile_,
+             dtype=("bf16 autocast" if amp else "fp32, TF32 convs" if torch.backends.cudnn.allow_tf32 else "fp32")
+             if gpu else "fp32", cudnn_benchmark=torch.backends.cudnn.benchmark,
+             memory_format="contiguous" if not (channels_last and gpu) else
+             "channels_last_3d" if kind == "3d" else "channels_last",
+             s_per_step=s, items_per_s=items / s, frames_per_s=(batch * frames if train else frames) / s,
+             gflop_per_step=flops / 1e9, tflops=flops / s / 1e12)
+    if peak:
+        r["peak_fraction"] = r["tflops"] / peak
+    return r
+
+
+def model_plan(args, device):
+    """(name, model_case kwargs): the assignment's set-ups (smaller batches and videos on CPU); levers on GPU."""
+    gpu, T = device.type == "cuda", A["video_frames"] if device.type == "cuda" else 32
+    b2, b3 = (100, 32) if gpu else (4, 2) if args.quick else (8, 2)
+    cases = [dict(kind="2d", batch=b2, frames=1), dict(kind="3d", batch=b3, frames=16),
+             dict(kind="2d", batch=200 if gpu else T, frames=T, mode="frames"),
+             dict(kind="3d", batch=32, frames=T, mode="windows"), dict(kind="3d", batch=1, frames=T, mode="full")]
+    levers = [] if not gpu else [
+        ("3D train fp32", dict(cases[1], amp=False)), ("3D train contiguous", dict(cases[1], channels_last=False)),
+        ("3D train no cudnn.benchmark", dict(cases[1], benchmark=False)),
+        ("2D train fp32", dict(cases[0], amp=False)), ("2D train contiguous", dict(cases[0], channels_last=False)),
+        ("2D test 800 frames at once", dict(cases[2], batch=800, frames=800)),
+        ("3D test 128 windows at once", dict(cases[3], batch=128, frames=A["clip"] + 127 * A["stride"]))]
+    if gpu and args.compile:
+        levers += [("3D train torch.compile", dict(cases[1], compile_=True)),
+                   ("2D train torch.compile", dict(cases[0], compile_=True))]
+    return list(zip(MODEL_KEYS, cases)), levers
+
+
+def measure_models(R, args, device, key, plan, save):
+    for name, kw in plan:
+        if time.time() > args.deadline - (150 if kw.get("compile_") else 25 if device.type == "cuda" else 10):
+            R["skipped"].append(f"{name}: out of --budget-s")
+            continue
+        torch.backends.cudnn.benchmark = kw.pop("benchmark", True) and device.type == "cuda"
+        try:
+            R[key].append(model_case(args, device, name, **kw))
+            print(f"  {name}: {R[key][-1]['items_per_s']:.4g}/s", flush=True)
+        except torch.cuda.OutOfMemoryError:
+            R["skipped"].append(f"{name}: out of GPU memory")
+        finally:
+            torch.backends.cudnn.benchmark = device.type == "cuda"
+        save()
+
+
+def gpu_levers(R, sets, device, seconds):
+    """Host-to-GPU copies of a 3D batch (pageable vs pinned), and decoding the compact store's JPEGs on
+    the GPU (nvJPEG through torchvision): the way to feed a GPU faster than the CPU cores decode."""
+    x = torch.randint(0, 256, (32, 16, 224, 224, 3), dtype=torch.uint8)
+    for name, src in (("pageable", x), ("pinned", x.pin_memory())):
+        s = timed_calls(lambda: (src.to(device, non_blocking=True), sync(device)), seconds)
+        R["gpu"][f"h2d_{name}_GBps"] = x.nbytes / s / 1e9
+    try:
+        from torchvision.io import decode_jpeg
+        bufs = []
+        for p in next(iter(sets.values()))["jpeg"]:
+            with h5py.File(hf.resolve_video(p)[1], "r") as h:
+                bufs += [torch.from_numpy(b) for b in h["jpeg"][:]]
+        batch = (bufs * (512 // len(bufs) + 1))[:512]
+        s = timed_calls(lambda: (decode_jpeg(batch, device=device), sync(device)), seconds)
+        R["gpu"].update(nvjpeg_frames_per_s=512 / s, nvjpeg_set=next(iter(sets)))
+    except (ImportError, RuntimeError) as e:
+        R["notes"].append(f"GPU JPEG decoding not measured: {str(e)[:200]}")
+
+
+# ----------------------------------------------------------------------------- projection + report
+
+def derive(R, models):
+    """Clips/s that 3D training consumes against what the compact-store loader delivers on A["cores"]
+    cores (measured with that many workers, else the 1-worker rate x cores), and the assignment's
+    projected time: per phase the slower of model and loader, since loading overlaps compute."""
+    m = {r["name"]: r["items_per_s"] for r in models}
+    name = next((s for s in ("real", "toy") if any(r["set"] == s for r in R["loaders"])), None)
+    C, E, T, VF = A["cores"], A["epochs"], A["test"], A["video_frames"]
+    rate = {(r["kind"], r["size"], r["workers"]): r for r in R["loaders"] if (r["set"], r["format"]) == (name, "jpeg")}
+    if not set(MODEL_KEYS) <= set(m) or not {("frame", 224, 1), ("clip", 224, 1), ("video", 224, 1)} <= set(rate):
+        return {}
+    on_cores = lambda k, unit: rate[(*k, C)][unit] if (*k, C) in rate else rate[(*k, 1)][unit] * C
+    test_load = T * VF / on_cores(("video", 224), "frames_per_s")
+    phases = {  # (model seconds, loader seconds)
+        "2D training": (E * (A["train"] / m["2D train"] + T / m["2D test frames"]),
+                        E * (A["train"] + T) / on_cores(("frame", 224), "clips_per_s")),
+        "3D training": (E * (A["train"] / m["3D train"] + T / m["3D test windows"]),
+                        E * (A["train"] + T) / on_cores(("clip", 224), "clips_per_s")),
+        "2D full-video test": (T * VF / m["2D test frames"], test_load),
+        "3D full-video test, windows": (T * len(test_3d.window_starts(VF, A["clip"], A["stride"]))
+                                        / m["3D test windows"], test_load),
+        "3D full-video test, full": (T * VF / m["3D test full"], test_load)}
+    t = {k: max(v) for k, v in phases.items()}
+    base = t["2D training"] + t["3D training"] + t["2D full-video test"]
+    d = dict(loader_set=name, cores=C, need_3d_clips_per_s=m["3D train"],
+             loader_clips_per_s_per_core=rate[("clip", 224, 1)]["clips_per_s"],
+             loader_clips_per_s_on_cores=on_cores(("clip", 224), "clips_per_s"),
+             loader_measured_on_cores=("clip", 224, C) in rate,
+             phases={k: dict(model_s=a, loader_s=b) for k, (a, b) in phases.items()},
+             total_min_windows=(base + t["3D full-video test, windows"]) / 60,
+             total_min_full=(base + t["3D full-video test, full"]) / 60)
+    if "nvjpeg_frames_per_s" in R["gpu"]:
+        d["gpu_decode_clips_per_s"] = R["gpu"]["nvjpeg_frames_per_s"] / A["clip"]
+    return d
+
+
+def num(x):
+    return "-" if x is None or x != x else f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
+
+
+def table(title, header, rows):
+    w = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    print(f"\n{title}")
+    for r in [header] + rows:
+        print("  ".join(str(c).ljust(n) if i == 0 else str(c).rjust(n) for i, (c, n) in enumerate(zip(r, w))))
+
+
+def report(R):
+    raw = {r["set"]: r["bytes_per_video"] for r in R["bytes"] if r["format"] == "hdf5"}
+    table("Bytes per video (compact store: JPEG quality 90)", ["set/format", "frames", "MB/video", "raw/this"],
+          [[f"{r['set']}/{r['format']}", num(r["mean_frames"]), f"{r['bytes_per_video'] / 1e6:.3f}",
+            num(raw[r["set"]] / r["bytes_per_video"])] for r in R["bytes"]])
+    N = R["meta"]["workers"]
+    get = {(r["set"], r["kind"], r["size"], r["format"], r["workers"]): r for r in R["loaders"]}
+    table("Loaders, uint8 training path: samples (a frame, a 16-frame clip or a whole video) per second",
+          ["set/kind/format", "1w samples/s", "1w frames/s", f"{N}w samples/s", f"{N}w frames/s"],
+          [[f"{s}/{k}{size}/{f}"] + [num(get.get((s, k, size, f, n), {}).get(u)) for n in (1, N)
+                                     for u in ("clips_per_s", "frames_per_s")]
+           for (s, k, size, f, w) in get if w == 1])
+    one = {(r["set"], r["format"], r["kind"]): r["clips_per_s"] for r in R["float_loaders"] + R["cold"]}
+    table("One core: the assignment's float loaders, and a uint8 clip read cold (file evicted from the page cache)",
+          ["set/format", "loadFrame/s", "loadSequence/s", "cold clip/s"],
+          [[f"{s}/{f}"] + [num(one.get((s, f, k))) for k in ("loadFrame", "loadSequence", "clip")]
+           for s, f in dict.fromkeys((r["set"], r["format"]) for r in R["cold"])])
+    table("AVI: a random 16-frame clip by seeking vs decoding the whole video",
+          ["set", "seek ms", "decode-all ms", "speed-up"],
+          [[r["set"], num(r["seek_ms"]), num(r["decode_all_ms"]), num(r["speedup"])] for r in R["seek"]])
+    for key in [k for k in ("models", "levers") if R[k]]:
+        table(f"{key.title()} on {R['meta']['device']} (items: clips, frames or windows)",
+              ["set-up", "batch", "T x size", "dtype", "memory", "items/s", "frames/s", "GFLOP/step", "TFLOP/s",
+               "% peak"],
+              [[r["name"], r["batch"], f"{r['frames']}x{r['size']}", r["dtype"], r["memory_format"],
+                num(r["items_per_s"]), num(r["frames_per_s"]), num(r["gflop_per_step"]), f"{r['tflops']:.3g}",
+                num(100 * r["peak_fraction"]) if "peak_fraction" in r else "-"] for r in R[key]])
+    for k, v in R["gpu"].items():
+        print(f"{k}: {v if isinstance(v, str) else num(v)}")
+    d = R["derived"]
+    if d:
+        print(f"\n3D training consumes {num(d['need_3d_clips_per_s'])} clips/s ({R['derived_source']}); the "
+              f"{d['loader_set']} compact store delivers {num(d['loader_clips_per_s_per_core'])} clips/s per worker, "
+              f"{num(d['loader_clips_per_s_on_cores'])} on {d['cores']} cores "
+              f"({'measured' if d['loader_measured_on_cores'] else 'per-worker rate x cores'})"
+              + (f"; nvJPEG on the GPU decodes {num(d['gpu_decode_clips_per_s'])} clips/s"
+                 if "gpu_decode_clips_per_s" in d else ""))
+        table(f"Projected assignment: models from {R['derived_source']}, loader on {d['cores']} cores",
+              ["phase", "model min", "loader min"],
+              [[k, num(v["model_s"] / 60), num(v["loader_s"] / 60)] for k, v in d["phases"].items()])
+        print(f"total, per phase the slower of model and loader: {num(d['total_min_windows'])} min with 3D windows "
+              f"testing, {num(d['total_min_full'])} min with full mode")
+    for line in R["notes"] + [f"skipped {s}" for s in R["skipped"]]:
+        print(f"note: {line}")
+
+
+def main(args):
+    t0 = time.time()
+    args.seconds = args.seconds or (0.4 if args.quick else 2.0)
+    args.deadline = t0 + args.budget_s if args.budget_s else float("inf")
+    R = dict(meta={}, bytes=[], loaders=[], float_loaders=[], cold=[], seek=[], models=[], levers=[], gpu={},
+             derived={}, notes=[], skipped=[])
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+
+    def save():
+        with open(args.out + ".tmp", "w") as f:
+            json.dump(R, f, indent=1)
+        os.replace(args.out + ".tmp", args.out)
+
+    if args.from_json:
+        with open(args.from_json) as f:
+            R = json.load(f)
+    else:
+        with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
+            sets = build_sets(tmp, args.real_videos, args.quick, args.workers)  # before CUDA starts: Pool forks
+            device, _, _ = engine.setup(args.device)
+            args.size = args.size or (112 if args.quick and device.type == "cpu" else 224)
+            R["meta"] = dict(device=torch.cuda.get_device_name(device) if device.type == "cuda" else
+                             f"CPU ({os.cpu_count()} cores)", torch=torch.__version__, workers=args.workers,
+                             quick=args.quick, seconds=args.seconds, torch_threads=torch.get_num_threads(),
+                             peak_bf16_tflops=peak_tflops(device), load_average_start=os.getloadavg()[0],
+                             assignment=A, data_seconds=time.time() - t0)
+            if "real" not in sets:
+                R["notes"].append(f"no real clips in {args.real_videos}: toy videos only")
+            main_plan, levers = model_plan(args, device)
+            print(f"models on {R['meta']['device']}:", flush=True)
+            measure_models(R, args, device, "models", main_plan, save)
+            measure_data(R, sets, args, save)
+            if device.type == "cuda" and time.time() < args.deadline - 10:
+                gpu_levers(R, sets, device, args.seconds)
+                save()
+            measure_models(R, args, device, "levers", levers, save)  # torch.compile last: the slowest
+        R["meta"].update(total_seconds=time.time() - t0, load_average_end=os.getloadavg()[0])
+    models, R["derived_source"] = R["models"], f"this run ({R['meta']['device']})"
+    if args.model_json:
+        with open(args.model_json) as f:
+            other = json.load(f)
+        models, R["derived_source"] = other["models"], f"{args.model_json} ({other['meta']['device']})"
+    R["derived"] = derive(R, models)
+    save()
+    report(R)
+    print(f"\nwrote {args.out} (measured in {R['meta']['total_seconds']:.0f} s)")
+    return R
+
+
+if __name__ == "__main__":
+    main(parse_args())

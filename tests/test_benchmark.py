@@ -1,0 +1,45 @@
+"""benchmark.py made tiny on CPU: every section is filled and every figure is a positive number.
+No timing assertions (the machine is shared). Usage: pytest -q tests/test_benchmark.py"""
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import benchmark  # noqa: E402
+
+
+def numbers(x):
+    """Every int/float inside a JSON-like structure (booleans excluded)."""
+    if isinstance(x, dict):
+        return [n for v in x.values() for n in numbers(v)]
+    if isinstance(x, list):
+        return [n for v in x for n in numbers(v)]
+    return [x] if isinstance(x, (int, float)) and not isinstance(x, bool) else []
+
+
+def test_benchmark_tiny(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = benchmark.parse_args(["--quick", "--device", "cpu", "--workers", "2", "--seconds", "0.01",
+                                 "--arch-2d", "resnet18", "--arch-3d", "resnet10", "--size", "32",
+                                 "--real-videos", str(tmp_path / "no_videos"), "--out", str(out)])
+    R = benchmark.main(args)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(R))  # the file holds the returned results
+    assert "toy videos only" in " ".join(R["notes"]) and not R["skipped"]
+    assert {(r["set"], r["format"]) for r in R["bytes"]} == {("toy", f) for f in ("jpeg", "hdf5", "avi")}
+    # every format x kind at 1 worker; the compact store also with N=2
+    assert {(r["format"], r["kind"], r["workers"]) for r in R["loaders"]} == \
+        {(f, k, 1) for f in ("jpeg", "hdf5", "avi") for k in ("frame", "clip", "video")} | \
+        {("jpeg", k, 2) for k in ("frame", "clip", "video")}
+    assert len(R["float_loaders"]) == 6 and len(R["cold"]) == 3 and len(R["seek"]) == 1
+    assert [m["name"] for m in R["models"]] == benchmark.MODEL_KEYS
+    assert all(m["dtype"] == "fp32" and m["gflop_per_step"] > 0 for m in R["models"])
+    d = R["derived"]
+    assert set(d["phases"]) >= {"2D training", "3D training", "2D full-video test"}
+    assert d["total_min_full"] > 0 and d["total_min_windows"] > 0
+    for key in ("bytes", "loaders", "float_loaders", "cold", "seek", "models", "derived"):
+        vals = numbers(R[key])
+        assert vals and all(math.isfinite(v) and v > 0 for v in vals), (key, R[key])
+    printed = capsys.readouterr().out
+    assert "Projected assignment" in printed and "3D test windows" in printed

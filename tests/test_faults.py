@@ -1,0 +1,376 @@
+"""Fault injection through the scripts: corrupt and awkward videos, bad split files and data roots,
+wrong checkpoints and flags, CUDA out of memory and no network. Usage: pytest -q tests/test_faults.py
+
+One copy of the toy set carries every kind of corrupt video (and every awkward but valid one) at once,
+in both lists of split 1. Each training script, each test script and prepare_data.py runs on it once,
+in this process (`main(parse_args(argv))`, what `python script.py argv` runs), and the tests check
+that every bad file is named and counted, and that every awkward one is used. The faults that stop a
+script are checked for their message; one runs as a real subprocess for the exit status.
+(Interrupted runs and corrupt checkpoints: tests/test_training.py; decoding errors: tests/test_data.py.)
+"""
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import engine  # noqa: E402
+import helperFunctions as hf  # noqa: E402
+import prepare_data  # noqa: E402
+import resnet_3d  # noqa: E402
+import test_3d  # noqa: E402
+import test_single_frame  # noqa: E402
+import train_3d  # noqa: E402
+import train_single_frame  # noqa: E402
+
+# Toy sizes: small ResNets from scratch on 32x32 inputs, one epoch.
+SF = ["--weights", "none", "--arch", "resnet18", "--train-from", "layer4", "--size", "32",
+      "--epochs", "1", "--batch-size", "8", "--seed", "0"]
+TD = ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--train-from", "layer4", "--layer4-blocks", "1",
+      "--size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0"]
+# Corrupt videos (must be skipped / failed) and awkward ones (must be used), by the copy they live in.
+BAD = {"zero_byte": "avi", "truncated": "avi", "garbage": "avi", "no_video": "hdf5", "float": "hdf5",
+       "channels_first": "hdf5", "empty": "hdf5", "missing": None}
+ODD = {"short": "avi", "gray_avi": "avi", "gray_raw": "hdf5", "odd_size_raw": "hdf5"}
+# What the message says about each corrupt video, after its file name.
+WHY = {"zero_byte": "OpenCV cannot open", "truncated": "truncated", "garbage": "OpenCV cannot open",
+       "no_video": "neither a 'video' nor a 'jpeg' dataset", "float": "dtype float32",
+       "channels_first": "expected (T, H, W, 3)", "empty": "no frames", "missing": "no copy of this video found"}
+CLASSES = ["BallRollLeft", "BallRollRight", "RedCircle", "StripedSquare"]  # the 4-class toy's classInd
+
+
+def run(script, argv):
+    """script.main(script.parse_args(argv)) with stdout and stderr captured; returns the output."""
+    buf = io.StringIO()
+    with redirect_stdout(buf), redirect_stderr(buf):
+        script.main(script.parse_args([str(a) for a in argv]))
+    return buf.getvalue()
+
+
+def fails(script, argv, *needles):
+    """Run a script that must stop; the message (SystemExit, or the exception a traceback would end
+    with) must hold every needle. Returns the message."""
+    with pytest.raises((SystemExit, FileNotFoundError, ValueError)) as e:
+        run(script, argv)
+    msg = str(e.value)
+    assert not isinstance(e.value, SystemExit) or e.value.code not in (0, None)  # non-zero exit status
+    for needle in needles:
+        assert str(needle) in msg, (needle, msg)
+    return msg
+
+
+def named_line(text, prefix, kind):
+    """The output line that starts with prefix; asserts it says why (WHY[kind])."""
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, (prefix, lines)
+    assert WHY[kind] in lines[0], lines[0]
+    return lines[0]
+
+
+def write_avi(path, frames_rgb):
+    """uint8 (T, H, W, 3) RGB -> MJPG AVI, as the toy set is written."""
+    h, w = frames_rgb.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (w, h))
+    for f in frames_rgb:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def write_raw(path, name, array):
+    """The course's raw HDF5 copy, but with whatever dataset name, dtype and shape a fault needs."""
+    with h5py.File(path, "w") as h:
+        h.create_dataset(name, data=array)
+
+
+@pytest.fixture(scope="module")
+def bad_root(toy_root, tmp_path_factory):
+    """A copy of the toy set with every BAD and ODD video in split 1: each kind once in the train list
+    (group 2) and once in the test list (group 1). Returns a dict: root, videos {(kind, list): path},
+    named {(kind, list): the file its error message names}, n_train, n_test."""
+    root = tmp_path_factory.mktemp("faults") / "bad"
+    shutil.copytree(toy_root, root)
+    src = max((os.path.join(d, f) for d, _, fs in os.walk(root / "UCF-101") for f in fs), key=os.path.getsize)
+    good = hf.read_frames(src)  # the longest toy clip, (T, 60, 80, 3): material for the awkward videos
+    rng = np.random.default_rng(0)
+    gray = cv2.cvtColor(np.ascontiguousarray(good[:20].reshape(-1, 80, 3)), cv2.COLOR_RGB2GRAY).reshape(20, 60, 80)
+    makers = {
+        "zero_byte": lambda p: open(p, "wb").close(),
+        "truncated": lambda p: open(p, "wb").write(open(src, "rb").read()[:os.path.getsize(src) // 2]),
+        "garbage": lambda p: open(p, "wb").write(rng.bytes(30_000)),
+        "no_video": lambda p: write_raw(p, "frames", good[:20]),
+        "float": lambda p: write_raw(p, "video", good[:20].astype(np.float32)),
+        "channels_first": lambda p: write_raw(p, "video", good[:20].transpose(0, 3, 1, 2)),
+        "empty": lambda p: write_raw(p, "video", np.zeros((0, 60, 80, 3), np.uint8)),
+        "short": lambda p: write_avi(p, good[:5]),  # < 16 frames: the loaders loop it
+        "gray_avi": lambda p: write_avi(p, np.repeat(gray[..., None], 3, axis=-1)),
+        "gray_raw": lambda p: write_raw(p, "video", gray),  # (T, H, W)
+        "odd_size_raw": lambda p: write_raw(p, "video", np.stack([cv2.resize(f, (97, 61)) for f in good[:20]])),
+    }
+    videos, named, lines = {}, {}, {"trainlist01.txt": [], "testlist01.txt": []}
+    for k, (kind, fmt) in enumerate({**BAD, **ODD}.items()):
+        cls = CLASSES[k % len(CLASSES)]
+        for lst, group in (("train", 2), ("test", 1)):
+            path = os.path.join(str(root), "UCF-101", cls, f"v_{cls}_g{group:02d}_{kind.replace('_', '')}.avi")
+            real = path if fmt is None else hf.store_path(path, fmt)
+            if fmt is not None:
+                os.makedirs(os.path.dirname(real), exist_ok=True)
+                makers[kind](real)
+            videos[kind, lst], named[kind, lst] = path, real
+            rel = f"{cls}/{os.path.basename(path)}"
+            lines[f"{lst}list01.txt"].append(f"{rel} {CLASSES.index(cls) + 1}" if lst == "train" else rel)
+    for name, new in lines.items():
+        with open(root / "ucfTrainTestlist" / name, "ab") as f:
+            f.write("".join(line + "\r\n" for line in new).encode())
+    _, (train, _), (test, _) = hf.getUCF101(str(root), 1)
+    return dict(root=root, videos=videos, named=named, n_train=len(train), n_test=len(test))
+
+
+@pytest.fixture(scope="module")
+def trained(bad_root, tmp_path_factory):
+    """One epoch of each training script on the corrupt set: {"2d"|"3d": (run folder, output)}."""
+    out = tmp_path_factory.mktemp("runs")
+    common = ["--data-root", bad_root["root"], "--split", "1"]
+    return {"2d": (out / "sf", run(train_single_frame, common + SF + ["--workers", 2, "--out", out / "sf"])),
+            "3d": (out / "3d", run(train_3d, common + TD + ["--workers", 0, "--out", out / "3d"]))}
+
+
+# ----------------------------------------------------------------------------- corrupt data
+
+@pytest.mark.parametrize("kind", ["2d", "3d"])
+def test_training_skips_counts_and_goes_on(bad_root, trained, kind):
+    out, text = trained[kind]
+    skipped = [line for line in text.splitlines() if line.startswith("skipping unreadable video: ")]
+    for (fault, lst), real in bad_root["named"].items():
+        line = f"skipping unreadable video: {real}: "
+        if fault in ODD:
+            assert line not in text, f"{fault} ({lst}) is a valid video but was skipped"
+        # a truncated AVI's first frames decode: a 2D sample drawn from them is rightly used
+        elif not (fault == "truncated" and kind == "2d"):
+            named_line(text, line, fault)
+    assert len(skipped) == len(set(skipped))  # each file named once
+    with open(out / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    n_failed = int(rows[0]["failed_videos"])
+    assert n_failed == len(skipped) >= 2 * (len(BAD) - (kind == "2d"))
+    assert f"skipped {n_failed}" in text  # the epoch summary line
+    assert engine.load_checkpoint(out / "checkpoint.pt", kind)["epoch"] == 1  # it went on and saved
+
+
+@pytest.mark.parametrize("kind", ["2d", "3d"])
+def test_testing_lists_failed_and_counts_them_wrong(bad_root, trained, kind, tmp_path):
+    ckpt = trained[kind][0] / "checkpoint.pt"
+    argv = ["--data-root", bad_root["root"], "--checkpoint", ckpt, "--out", tmp_path]
+    if kind == "2d":  # --arch is the default resnet50: the checkpoint's resnet18 is what is rebuilt
+        text = run(test_single_frame, argv + ["--workers", 2, "--arch", "resnet50"])
+    else:
+        text = run(test_3d, argv + ["--workers", 0, "--mode", "windows"])
+    n, bad_names = bad_root["n_test"], {hf.video_name(bad_root["videos"][k, "test"]) for k in BAD}
+    for fault in BAD:
+        named_line(text, f"FAILED (counted wrong) {bad_root['named'][fault, 'test']}: ", fault)
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["n_videos"] == n and m["n_failed"] == len(BAD) and set(m["failed"]) == bad_names
+    # 4 classes: any decoded video has its label in the top 5, so top5 is exactly the decoded share
+    assert m["top5"] == m["top10"] == pytest.approx((n - len(BAD)) / n) and m["top1"] <= (n - len(BAD)) / n
+    with h5py.File(tmp_path / "predictions.h5", "r") as h:
+        names = [v.decode() for v in h["videos"][()]]
+        failed, scores, labels = h["failed"][()], h["scores"][()], h["labels"][()]
+    assert len(names) == n and {v for v, f in zip(names, failed) if f} == bad_names
+    assert np.isnan(scores[failed]).all() and np.isfinite(scores[~failed]).all()
+    per_class = np.bincount(labels, minlength=4)
+    decoded = np.bincount(labels[~failed], minlength=4)
+    assert np.allclose(np.load(tmp_path / "confusion_matrix.npy").sum(1), decoded / per_class)
+    for fault in ODD:  # the awkward videos were scored, the short one looped to one 16-frame window
+        with h5py.File(engine.prediction_file(tmp_path, bad_root["videos"][fault, "test"]), "r") as h:
+            rows = len(h["predictions"])
+        assert rows == ((5 if fault == "short" else 20) if kind == "2d" else (1 if fault == "short" else 2))
+
+
+def test_prepare_reports_each_and_goes_on(bad_root, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(bad_root["root"], root)
+    named = {k: str(p).replace(str(bad_root["root"]), str(root)) for k, p in bad_root["named"].items()}
+    for source in ("avi", "hdf5"):  # the AVIs, then the course's raw HDF5 copies
+        text = run(prepare_data, ["--data-root", root, "--source", source, "--workers", 1])
+        faults = [k for k, fmt in BAD.items() if fmt == source]
+        for fault in faults:
+            for lst in ("train", "test"):
+                named_line(text, f"FAILED {named[fault, lst]}: ", fault)
+                assert f"failed: {named[fault, lst]}" in text
+        assert f"{2 * len(faults)} failed" in text
+    for (fault, lst), path in bad_root["videos"].items():
+        store = hf.store_path(str(path).replace(str(bad_root["root"]), str(root)), "jpeg")
+        assert prepare_data.is_complete(store) == (fault in ODD), (fault, lst)
+    odd = str(bad_root["videos"]["odd_size_raw", "test"]).replace(str(bad_root["root"]), str(root))
+    assert hf.resolve_video(odd)[0] == "jpeg" and hf.read_frames(odd).shape == (20, 61, 97, 3)
+
+
+def test_every_video_unreadable_stops_with_reason(toy_root, trained, tmp_path):
+    """Nothing to learn from or to score: a non-zero exit status and a message saying why."""
+    root = tmp_path / "root"
+    shutil.copytree(toy_root / "ucfTrainTestlist", root / "ucfTrainTestlist")
+    for d, _, files in os.walk(toy_root / "UCF-101"):  # every video a zero-byte file (a failed copy)
+        for f in files:
+            dst = root / os.path.relpath(os.path.join(d, f), toy_root)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.touch()
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train_single_frame.py", "--data-root", str(root), *SF, "--workers", "0", "--out", str(out)]
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "none of the 16 training videos of split 1 could be read" in p.stderr.strip().splitlines()[-1]
+    assert p.stdout.count("skipping unreadable video: ") == 24 and str(root / "UCF-101") in p.stdout
+    assert not (out / "checkpoint.pt").exists()  # no checkpoint of a model that saw no data
+
+    fails(test_single_frame, ["--data-root", root, "--checkpoint", trained["2d"][0] / "checkpoint.pt",
+                              "--out", tmp_path / "test", "--workers", 0], "none of the 8 test videos")
+    assert json.loads((tmp_path / "test" / "metrics.json").read_text())["n_failed"] == 8  # still recorded
+
+
+def _split_fault(root, fault):
+    lists = root / "ucfTrainTestlist"
+    if fault == "unreadable_split":
+        (lists / "testlist01.txt").write_bytes(b"\xff\xfe\x00\x81 not text\r\n")
+        return "testlist01.txt", "cannot read split file"
+    if fault == "unknown_class":
+        with open(lists / "testlist01.txt", "ab") as f:
+            f.write(b"NoSuchClass/v_NoSuchClass_g01_c01.avi\r\n")
+        return "testlist01.txt:9", "'NoSuchClass' is not in classInd.txt"
+    if fault == "missing_root":
+        shutil.rmtree(root)
+        return root / "ucfTrainTestlist" / "classInd.txt", "split file not found"
+    shutil.rmtree(root / "UCF-101")  # no_video_folders: the split files but no videos at all
+    return root, "none of the video folders"
+
+
+@pytest.mark.parametrize("fault", ["unreadable_split", "unknown_class", "missing_root", "no_video_folders"])
+def test_bad_split_or_data_root_stops_before_work(toy_root, trained, tmp_path, fault):
+    root = tmp_path / "root"
+    shutil.copytree(toy_root, root, symlinks=True)
+    where, why = _split_fault(root, fault)
+    fails(train_single_frame, ["--data-root", root, *SF, "--workers", 0, "--out", tmp_path / "sf"], where, why)
+    assert not (tmp_path / "sf" / "checkpoint.pt").exists()
+    test_argv = ["--data-root", root, "--checkpoint", trained["2d"][0] / "checkpoint.pt", "--out", tmp_path / "t",
+                 "--workers", 0]
+    if fault == "no_video_folders":  # the test script tries every video, lists each, then stops
+        fails(test_single_frame, test_argv, "none of the 8 test videos")
+    else:
+        fails(test_single_frame, test_argv, where, why)
+    if fault in ("missing_root", "no_video_folders"):
+        fails(prepare_data, ["--data-root", root, "--workers", 1], "no source videos under", root / "UCF-101")
+
+
+# ----------------------------------------------------------------------------- wrong use
+
+def _other_checkpoint(trained, tmp_path, num_classes=None, arch=None):
+    """A 2D checkpoint as train_single_frame.py writes it, for another class list or architecture."""
+    ckpt = engine.load_checkpoint(trained["2d"][0] / "checkpoint.pt", "2d")
+    num_classes, arch = num_classes or ckpt["num_classes"], arch or ckpt["arch"]
+    model = engine.build_model("2d", arch, num_classes)
+    classes = (CLASSES + [f"Extra{i}" for i in range(num_classes)])[:num_classes]
+    path = tmp_path / f"{arch}_{num_classes}.pt"
+    engine.save_checkpoint(path, {**ckpt, "model": model.state_dict(), "arch": arch, "num_classes": num_classes,
+                                  "class_list": classes, "optimizer": {"state": {}, "param_groups": []}})
+    return path
+
+
+@pytest.mark.parametrize("case", ["other_arch", "other_classes", "3d_in_2d_run"])
+def test_resume_refuses_another_model(toy_root, trained, tmp_path, case):
+    out = tmp_path / "run"
+    out.mkdir()
+    src = {"other_arch": trained["2d"][0] / "checkpoint.pt", "3d_in_2d_run": trained["3d"][0] / "checkpoint.pt",
+           "other_classes": _other_checkpoint(trained, tmp_path, num_classes=5)}[case]
+    shutil.copy(src, out / "checkpoint.pt")
+    before = (out / "checkpoint.pt").read_bytes()
+    argv = ["--data-root", toy_root, *SF, "--epochs", 2, "--workers", 0, "--out", out, "--resume"]
+    if case == "other_arch":
+        argv += ["--arch", "resnet34"]  # argparse: the last --arch wins
+    needles = {"other_arch": ["resnet18", "resnet34", "--out"], "other_classes": ["5 classes", "with 4", "--out"],
+               "3d_in_2d_run": ["3d model", "train_3d.py"]}[case]
+    fails(train_single_frame, argv, out / "checkpoint.pt", *needles)
+    assert (out / "checkpoint.pt").read_bytes() == before  # nothing overwritten
+
+
+@pytest.mark.parametrize("case", ["3d_to_2d_script", "2d_to_3d_script", "other_classes", "kinetics_file", "missing"])
+def test_test_scripts_refuse_wrong_checkpoint(toy_root, trained, tmp_path, case):
+    kinetics = tmp_path / "resnet-50-kinetics.pth"  # Hara's format (weights cut short: not read that far)
+    torch.save({"arch": "resnet-50", "state_dict": {"module.conv1.weight": torch.zeros(64, 3, 7, 7, 7)}}, kinetics)
+    script, ckpt, needles = {
+        "3d_to_2d_script": (test_single_frame, trained["3d"][0] / "checkpoint.pt", ["3d model", "test_3d.py"]),
+        "2d_to_3d_script": (test_3d, trained["2d"][0] / "checkpoint.pt", ["2d model", "test_single_frame.py"]),
+        "other_classes": (test_single_frame, _other_checkpoint(trained, tmp_path, 5), ["5", "4", toy_root]),
+        "kinetics_file": (test_3d, kinetics, ["not a checkpoint written by this repo"]),
+        "missing": (test_3d, tmp_path / "nope.pt", ["not found"]),
+    }[case]
+    fails(script, ["--data-root", toy_root, "--checkpoint", ckpt, "--out", tmp_path / "t", "--workers", 0],
+          ckpt, *needles)
+    assert not (tmp_path / "t" / "predictions.h5").exists()
+
+
+def _oom(*args, **kwargs):
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+@pytest.mark.parametrize("case", ["2d_after_an_epoch", "3d_first_epoch"])
+def test_cuda_out_of_memory_in_training(toy_root, trained, tmp_path, monkeypatch, case):
+    out = tmp_path / "run"
+    monkeypatch.setattr(engine.FineTune, "forward", _oom)
+    if case == "2d_after_an_epoch":
+        out.mkdir()
+        shutil.copy(trained["2d"][0] / "checkpoint.pt", out / "checkpoint.pt")
+        before = (out / "checkpoint.pt").read_bytes()
+        msg = fails(train_single_frame, ["--data-root", toy_root, *SF, "--epochs", 2, "--workers", 0,
+                                         "--out", out, "--resume"],
+                    "out of memory", "smaller --batch-size", "--train-from", out / "checkpoint.pt", "epoch 1",
+                    "--resume")
+        assert "--layer4-blocks" not in msg  # not a flag of the 2D script
+        assert (out / "checkpoint.pt").read_bytes() == before
+    else:
+        fails(train_3d, ["--data-root", toy_root, *TD, "--workers", 0, "--out", out],
+              "out of memory", "smaller --batch-size", "--train-from", "--layer4-blocks", "no checkpoint yet")
+
+
+def test_cuda_out_of_memory_in_testing(toy_root, trained, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine.FineTune, "forward", _oom)
+    fails(test_single_frame, ["--data-root", toy_root, "--checkpoint", trained["2d"][0] / "checkpoint.pt",
+                              "--out", tmp_path, "--workers", 0],
+          "out of memory", "smaller --batch-size", "rerun skips")
+
+
+def test_pretrained_weights_offline_or_missing(toy_root, tmp_path, monkeypatch):
+    import torchvision.models._api as tv_api
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(tv_api, "load_state_dict_from_url", offline)
+    argv = ["--data-root", toy_root, *SF, "--workers", 0, "--out", tmp_path / "run"]
+    fails(train_single_frame, argv + ["--weights", "imagenet"],
+          "could not download", "--weights /path/to/resnet18.pth", "--weights none")
+    fails(train_single_frame, argv + ["--weights", tmp_path / "resnet18.pth"],
+          tmp_path / "resnet18.pth", "file not found", "none")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_kinetics_checkpoint_missing_or_other_arch(toy_root, tmp_path):
+    argv = ["--data-root", toy_root, *TD, "--workers", 0, "--out", tmp_path / "run"]
+    fails(train_3d, argv + ["--kinetics-checkpoint", tmp_path / "resnet-50-kinetics.pth"],
+          tmp_path / "resnet-50-kinetics.pth", "--kinetics-checkpoint PATH", "--kinetics-checkpoint none")
+    other = tmp_path / "resnet-10-kinetics.pth"  # a resnet10 Kinetics file in Hara's format, given to resnet18
+    state = resnet_3d.build("resnet10", num_classes=400).state_dict()
+    torch.save({"arch": "resnet-10", "state_dict": {f"module.{k}": v for k, v in state.items()}}, other)
+    fails(train_3d, argv + ["--arch", "resnet18", "--kinetics-checkpoint", other],
+          other, "does not fit resnet18", "--arch resnet10")

@@ -1,0 +1,299 @@
+"""Full-video testing end to end on a tiny toy UCF-101: test_single_frame.py, test_3d.py (windows and
+full), a video that fails to decode, resume, wrong checkpoint kinds, combine_results.py and predict.py
+on the files those scripts really write, and the load+fuse path on a UCF-101-sized predictions.h5.
+
+Usage: pytest -q tests/test_full_video.py   (checkpoints: resnet18 / resnet10 trained 1 epoch at 32x32)
+"""
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+import combine_results  # noqa: E402
+import engine  # noqa: E402
+import helperFunctions as hf  # noqa: E402
+import metrics  # noqa: E402
+import predict  # noqa: E402
+import prepare_data  # noqa: E402
+import test_3d  # noqa: E402
+import test_single_frame  # noqa: E402
+import train_3d  # noqa: E402
+import train_single_frame  # noqa: E402
+
+TRAIN = ["--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--train-from", "all"]
+KEYS = ("top1", "top5", "top10", "mean_class_accuracy")
+
+
+@pytest.fixture(scope="module")
+def ckpts(toy_root, tmp_path_factory):
+    """1-epoch checkpoints: {"2d": resnet18, "3d": resnet10 with one layer4 block}."""
+    tmp = tmp_path_factory.mktemp("ckpts")
+    common = ["--data-root", str(toy_root), *TRAIN]
+    train_single_frame.main(train_single_frame.parse_args(
+        common + ["--weights", "none", "--arch", "resnet18", "--out", str(tmp / "sf")]))
+    train_3d.main(train_3d.parse_args(
+        common + ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--layer4-blocks", "1", "--out", str(tmp / "3d")]))
+    return {"2d": str(tmp / "sf" / "checkpoint.pt"), "3d": str(tmp / "3d" / "checkpoint.pt")}
+
+
+def run_test(script, root, ckpt, out, *extra):
+    script.main(script.parse_args(["--data-root", str(root), "--checkpoint", ckpt, "--out", str(out),
+                                   "--workers", "0", *extra]))
+    return Path(out)
+
+
+@pytest.fixture(scope="module")
+def runs(toy_root, ckpts, tmp_path_factory):
+    """Output folders of the three test runs with the scripts' default settings. Read-only for tests."""
+    tmp = tmp_path_factory.mktemp("runs")
+    return {"sf": run_test(test_single_frame, toy_root, ckpts["2d"], tmp / "sf"),
+            "windows": run_test(test_3d, toy_root, ckpts["3d"], tmp / "windows", "--mode", "windows"),
+            "full": run_test(test_3d, toy_root, ckpts["3d"], tmp / "full", "--mode", "full")}
+
+
+def split_test_list(root):
+    class_list, _, (paths, labels) = hf.getUCF101(str(root), 1)
+    return [str(c) for c in class_list], [str(p) for p in paths], labels
+
+
+def saved_logits(out, path):
+    """(per-video logits (n, C), attrs) of a video's UCF-101-predictions/<Class>/<video>.hdf5."""
+    with h5py.File(engine.prediction_file(str(out), path), "r") as h:
+        return h["predictions"][()], dict(h.attrs)
+
+
+def check_outputs(out, root, model, rows_of):
+    """Per-video files, predictions.h5, metrics.json and confusion_matrix.npy of a clean test run
+    follow design.md and agree with each other; rows_of(path) is the expected number of logit rows."""
+    class_list, paths, labels = split_test_list(root)
+    with h5py.File(out / "predictions.h5", "r") as h:
+        videos, saved_labels, scores = h["videos"].asstr()[()], h["labels"][()], h["scores"][()]
+        failed, attrs, saved_classes = h["failed"][()], dict(h.attrs), list(h["class_list"].asstr()[()])
+    assert list(videos) == [hf.video_name(p) for p in paths]  # the split's test-list order
+    assert saved_labels.tolist() == labels.tolist() and saved_classes == class_list
+    assert scores.shape == (len(paths), len(class_list)) and scores.dtype == np.float32 and not failed.any()
+    assert attrs["model"] == model and attrs["level"] == "video"
+    for i, p in enumerate(paths):
+        logits, file_attrs = saved_logits(out, p)
+        assert logits.shape == (rows_of(p), len(class_list)), p
+        assert file_attrs["average"] == attrs["average"]
+        np.testing.assert_allclose(scores[i], metrics.aggregate(logits, attrs["average"]), rtol=1e-5, atol=1e-5)
+    summary = metrics.summarize(scores, labels, class_list)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["level"] == "video" and m["n_videos"] == len(paths) and m["n_failed"] == 0 and m["failed"] == []
+    for k in KEYS:
+        assert 0 <= m[k] <= 1 and m[k] == pytest.approx(summary[k]), k
+    assert m["top5"] == m["top10"] == 1.0  # 4 classes: k > C counts every video
+    cm = np.load(out / "confusion_matrix.npy")
+    np.testing.assert_allclose(cm, summary["confusion"])
+    np.testing.assert_allclose(cm.sum(1), 1.0)  # every class has test videos, none failed
+    assert np.trace(cm) > 0 or m["top1"] == 0
+    return scores
+
+
+def test_single_frame_outputs(toy_root, runs):
+    check_outputs(runs["sf"], toy_root, "single_frame", hf.count_frames)  # one row per frame
+
+
+def test_3d_windows_outputs(toy_root, runs):
+    stride = test_3d.parse_args([]).stride
+    rows = lambda p: len(test_3d.window_starts(max(hf.count_frames(p), 16), 16, stride))
+    check_outputs(runs["windows"], toy_root, "3d", rows)
+    short = [p for p in split_test_list(toy_root)[1] if hf.count_frames(p) < 16]
+    assert short and all(saved_logits(runs["windows"], p)[0].shape[0] == 1 for p in short)
+    assert all(saved_logits(runs["windows"], p)[1]["stride"] == stride for p in short)
+
+
+def test_3d_full_outputs(toy_root, runs):
+    check_outputs(runs["full"], toy_root, "3d", lambda p: 1)
+    # a short video is looped to 16 frames in both modes, so full mode sees exactly its one window
+    short = [p for p in split_test_list(toy_root)[1] if hf.count_frames(p) < 16]
+    for p in short:
+        np.testing.assert_allclose(saved_logits(runs["full"], p)[0], saved_logits(runs["windows"], p)[0],
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_window_starts():
+    assert test_3d.window_starts(40, 16, 8) == [0, 8, 16, 24]
+    assert test_3d.window_starts(41, 16, 8) == [0, 8, 16, 24, 25]  # the last frames are always covered
+    assert test_3d.window_starts(16, 16, 4) == [0]
+    assert test_3d.window_starts(27, 16, 1) == list(range(12))
+
+
+def test_other_stride_is_not_reused(toy_root, ckpts, runs, tmp_path, capsys):
+    out = tmp_path / "windows"
+    shutil.copytree(runs["windows"], out)
+    default = test_3d.parse_args([]).stride
+    other = 4 if default != 4 else 8
+    run_test(test_3d, toy_root, ckpts["3d"], out, "--mode", "windows", "--stride", str(other))
+    _, paths, _ = split_test_list(toy_root)
+    assert f"{len(paths)} test videos of split 1: 0 already scored" in capsys.readouterr().out
+    for p in paths:
+        n = max(hf.count_frames(p), 16)
+        new, attrs = saved_logits(out, p)
+        old = saved_logits(runs["windows"], p)[0]
+        new_starts, old_starts = test_3d.window_starts(n, 16, other), test_3d.window_starts(n, 16, default)
+        assert attrs["stride"] == other and len(new) == len(new_starts)
+        for j, s in enumerate(old_starts):  # a window starting at the same frame gives the same logits
+            if s in new_starts:
+                np.testing.assert_allclose(new[new_starts.index(s)], old[j], rtol=1e-4, atol=1e-4)
+
+
+def test_resume_skips_finished_videos(toy_root, ckpts, runs, tmp_path, capsys):
+    out = tmp_path / "sf"
+    shutil.copytree(runs["sf"], out)  # copy2 keeps the mtimes
+    _, paths, _ = split_test_list(toy_root)
+    mtimes = {p: os.path.getmtime(engine.prediction_file(str(out), p)) for p in paths}
+    run_test(test_single_frame, toy_root, ckpts["2d"], out)
+    assert f"{len(paths)} already scored in {out}, 0 to go" in capsys.readouterr().out
+    assert mtimes == {p: os.path.getmtime(engine.prediction_file(str(out), p)) for p in paths}
+    with h5py.File(runs["sf"] / "predictions.h5") as a, h5py.File(out / "predictions.h5") as b:
+        for k in ("videos", "labels", "scores", "failed", "class_list"):
+            np.testing.assert_array_equal(a[k][()], b[k][()])
+
+
+def test_failed_video_is_listed_and_counted_wrong(toy_root, ckpts, runs, tmp_path, capsys):
+    root = tmp_path / "toy"
+    shutil.copytree(toy_root, root)
+    class_list, paths, labels = split_test_list(root)
+    bad = 2
+    Path(paths[bad]).write_bytes(b"this is not an AVI file" * 100)
+    out = run_test(test_single_frame, root, ckpts["2d"], tmp_path / "out")
+    name = hf.video_name(paths[bad])
+    text = capsys.readouterr().out
+    assert "FAILED (counted wrong)" in text and name in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["failed"] == [name] and m["n_failed"] == 1 and m["n_videos"] == len(paths)
+    assert not os.path.exists(engine.prediction_file(str(out), paths[bad]))
+
+    broken = combine_results.load_predictions(str(out))
+    clean = combine_results.load_predictions(str(runs["sf"]))
+    assert broken.failed.tolist() == [i == bad for i in range(len(paths))] and np.isnan(broken.scores[bad]).all()
+    np.testing.assert_allclose(broken.scores[~broken.failed], clean.scores[~broken.failed], rtol=1e-5, atol=1e-5)
+    correct = clean.scores.argmax(1) == clean.labels
+    correct[bad] = False
+    assert m["top1"] == pytest.approx(correct.sum() / len(paths))  # denominator: the whole test list
+    assert m["top10"] == pytest.approx((len(paths) - 1) / len(paths))
+    cm = np.load(out / "confusion_matrix.npy")
+    c = labels[bad]
+    assert cm[c].sum() == pytest.approx(1 - 1 / (labels == c).sum())
+
+
+def test_wrong_checkpoint_kind_fails_clearly(toy_root, ckpts, tmp_path):
+    with pytest.raises(SystemExit, match=r"holds a 3d model .*use it with train_3d.py / test_3d.py"):
+        run_test(test_single_frame, toy_root, ckpts["3d"], tmp_path / "a")
+    with pytest.raises(SystemExit, match=r"holds a 2d model .*test_single_frame.py"):
+        run_test(test_3d, toy_root, ckpts["2d"], tmp_path / "b")
+    with pytest.raises(SystemExit, match="checkpoint not found"):
+        run_test(test_3d, toy_root, str(tmp_path / "missing.pt"), tmp_path / "c")
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_combine_results_on_real_outputs(runs, tmp_path):
+    res = combine_results.main(combine_results.parse_args(
+        ["--single-frame", str(runs["sf"]), "--three-d", str(runs["windows"]), "--out", str(tmp_path / "c")]))
+    for name, run in (("single_frame", "sf"), ("3d", "windows")):
+        m = json.loads((runs[run] / "metrics.json").read_text())
+        assert all(res["models"][name][k] == pytest.approx(m[k]) for k in KEYS), name
+        np.testing.assert_allclose(np.load(tmp_path / "c" / f"confusion_{name}.npy"),
+                                   np.load(runs[run] / "confusion_matrix.npy"))
+    sf, td = (combine_results.load_predictions(str(runs[k])) for k in ("sf", "windows"))
+    fused = metrics.summarize(metrics.fuse(sf.scores, td.scores, 0.5), sf.labels, list(sf.class_list))
+    assert all(res["models"]["fused"][k] == pytest.approx(fused[k]) for k in KEYS)
+    assert json.loads((tmp_path / "c" / "results.json").read_text())["n_videos"] == len(sf.videos)
+
+
+def check_top(top, n_classes):
+    probs = [p for _, p in top]
+    assert len(top) == min(5, n_classes) and probs == sorted(probs, reverse=True)
+    assert all(0 <= p <= 1 for p in probs) and sum(probs) <= 1 + 1e-6
+
+
+def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, capsys):
+    class_list, paths, _ = split_test_list(toy_root)
+    video = paths[2]
+    frames = hf.read_frames(video)
+    raw, jpeg = tmp_path / "anywhere" / "clip.hdf5", tmp_path / "anywhere" / "clip_compact.hdf5"
+    prepare_data.write_video(str(raw), frames, 25.0, to="hdf5")
+    prepare_data.write_video(str(jpeg), frames, 25.0, to="jpeg")
+    missing, corrupt = str(tmp_path / "no_such_video.avi"), tmp_path / "corrupt.avi"
+    corrupt.write_bytes(b"not a video" * 100)
+    res = predict.main(predict.parse_args([video, str(raw), missing, str(corrupt), str(jpeg),
+                                           "--single-frame", ckpts["2d"], "--three-d", ckpts["3d"]]))
+    out, err = capsys.readouterr()
+    assert f"cannot read {missing}" in err and f"cannot read {corrupt}" in err and len(res) == 3
+    assert "fused (weight 0.5 on single-frame)" in out and f"{video} ({len(frames)} frames)" in out
+    sf, td = (combine_results.load_predictions(str(runs[k])) for k in ("sf", "windows"))
+    i = list(sf.videos).index(hf.video_name(video))
+    j = list(td.videos).index(hf.video_name(video))
+    expected = {"single_frame": sf.scores[i], "3d": td.scores[j],
+                "fused": metrics.fuse(sf.scores[i:i + 1], td.scores[j:j + 1], 0.5)[0]}
+    for path in (video, str(raw), str(jpeg)):
+        assert set(res[path]) == set(expected)
+        for name, top in res[path].items():
+            check_top(top, len(class_list))
+    for path in (video, str(raw)):  # the same frames as the test run: the same probabilities
+        for name, scores in expected.items():
+            got = dict(res[path][name])  # 4 classes: top-5 lists them all
+            np.testing.assert_allclose([got[c] for c in class_list], np.exp(scores), rtol=1e-4, atol=1e-6)
+    with pytest.raises(SystemExit, match="no video could be predicted"):
+        predict.main(predict.parse_args([missing, "--three-d", ckpts["3d"]]))
+
+
+def test_predict_default_checkpoints_and_wrong_kind(toy_root, ckpts, tmp_path, monkeypatch):
+    video = split_test_list(toy_root)[1][0]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        predict.main(predict.parse_args([video]))
+    os.makedirs("runs/3d")
+    os.symlink(ckpts["3d"], "runs/3d/checkpoint.pt")
+    assert set(predict.main(predict.parse_args([video]))[video]) == {"3d"}  # only the one that exists
+    with pytest.raises(SystemExit, match="--single-frame: .*holds a 3d model"):
+        predict.main(predict.parse_args([video, "--single-frame", ckpts["3d"]]))
+
+
+def test_predict_real_clip(ckpts, capsys):
+    clip = SHARED / "videos" / "v_Archery_g01_c01.avi"
+    if not clip.is_file():
+        pytest.skip(f"real clip {clip} not found")
+    res = predict.main(predict.parse_args([str(clip), "--single-frame", ckpts["2d"], "--three-d", ckpts["3d"]]))
+    assert f"{clip} ({hf.count_frames(str(clip))} frames)" in capsys.readouterr().out
+    assert set(res[str(clip)]) == {"single_frame", "3d", "fused"}
+    for top in res[str(clip)].values():
+        check_top(top, 4)
+
+
+def test_load_and_fuse_ucf101_sized_predictions(tmp_path):
+    """3,783 videos x 101 classes written by engine.save_results, reloaded in another order and fused."""
+    n, c = 3783, 101
+    rng = np.random.default_rng(0)
+    class_list = [f"Class{k:03d}" for k in range(c)]
+    labels = rng.integers(0, c, n)
+    paths = [f"/r/UCF-101/{class_list[l]}/v_{class_list[l]}_g{i // 7:03d}_c{i % 7:02d}.avi" for i, l in enumerate(labels)]
+    scores = {m: metrics.log_softmax(rng.normal(0, 3, (n, c))).astype(np.float32) for m in ("a", "b")}
+    scores["b"][5] = np.nan
+    order = rng.permutation(n)
+    for m, idx in (("a", np.arange(n)), ("b", order)):
+        s = scores[m][idx]
+        engine.save_results(str(tmp_path / m), [paths[i] for i in idx], labels[idx], s, class_list,
+                            metrics.summarize(s, labels[idx], class_list), {}, {"model": m, "split": 1})
+    t0 = time.perf_counter()
+    a = combine_results.load_predictions(str(tmp_path / "a"))
+    b = combine_results.align(a, combine_results.load_predictions(str(tmp_path / "b")))
+    fused = metrics.fuse(a.scores, b.scores, 0.5)
+    print(f"load + align + fuse of {n} videos x {c} classes: {time.perf_counter() - t0:.3f}s")
+    assert list(a.videos) == list(b.videos) == [hf.video_name(p) for p in paths]
+    np.testing.assert_array_equal(b.scores[~b.failed], scores["b"][~b.failed])
+    assert b.failed.tolist() == [i == 5 for i in range(n)] and np.isnan(fused[5]).all()
+    expected = metrics.log_softmax(0.5 * scores["a"].astype(np.float64) + 0.5 * scores["b"])
+    keep = np.arange(n) != 5
+    np.testing.assert_allclose(fused[keep], expected[keep], atol=1e-5)
