@@ -156,21 +156,26 @@ def measure_data(R, sets, args, save):
                                              clips_per_s=clips, frames_per_s=fps))
                     print(f"  loader {name}/{kind}{size}/{fmt}, {w} workers: {clips:.4g}/s", flush=True)
                     save()
-        if time.time() > args.deadline - 12 * args.seconds - 10:
+        if time.time() > args.deadline - 15 * args.seconds - 10:
             R["skipped"].append(f"one-core loaders and AVI seek on {name}: out of --budget-s")
             continue
-        for fmt in ("jpeg", "hdf5", "avi"):  # one core, no workers
-            it = iter(fmts[fmt] * 10**4)
-            for kind, fn in (("loadFrame", hf.loadFrame), ("loadSequence", hf.loadSequence)):  # the assignment's
-                s = timed_calls(lambda: fn((next(it), True), size=224, rng=rng), args.seconds)
-                R["float_loaders"].append(dict(set=name, format=fmt, kind=kind, size=224, clips_per_s=1 / s))
-            cold = lambda p: (evict(p), hf.load_clip_uint8(p, True, 224, 16, rng))
-            s = timed_calls(lambda: cold(next(it)), args.seconds)
-            R["cold"].append(dict(set=name, format=fmt, kind="clip", size=224, clips_per_s=1 / s))
-        clips = [(p, hf.clip_indices(hf.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3]
-        it1, it2 = iter(clips), iter(clips)  # the same random clips both ways
-        seek = timed_calls(lambda: hf.read_frames(*next(it1)), args.seconds)
-        full = timed_calls(lambda: (lambda p, i: hf.read_frames(p)[i])(*next(it2)), args.seconds)
+        it = {fmt: iter(ps * 10**4) for fmt, ps in fmts.items()}
+        clip = lambda p, warm=True: hf.load_clip_uint8(p, True, 224, 16, rng) if warm else (evict(p), clip(p))
+        kinds = (("loadFrame", lambda p: hf.loadFrame((p, True), size=224, rng=rng)),  # the assignment's float loaders
+                 ("loadSequence", lambda p: hf.loadSequence((p, True), size=224, rng=rng)),
+                 ("uint8 clip", clip), ("uint8 clip, cold", lambda p: clip(p, warm=False)))
+        calls = {(f, k): (lambda f=f, fn=fn: fn(next(it[f]))) for f in ("jpeg", "hdf5", "avi") for k, fn in kinds}
+        avi = iter([(p, hf.clip_indices(hf.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3])
+        calls["avi", "seek"] = lambda: hf.read_frames(*next(avi))
+        calls["avi", "decode all"] = lambda: (lambda p, i: hf.read_frames(p)[i])(*next(avi))
+        best, rounds, threads = {}, 1 if args.quick else 3, torch.get_num_threads()
+        torch.set_num_threads(1)  # one core, as in a DataLoader worker (normalize runs in torch)
+        for _ in range(rounds):  # interleaved rounds, the best kept: other jobs on a shared machine come and go
+            for k, fn in calls.items():
+                best[k] = min(best.get(k, np.inf), timed_calls(fn, args.seconds / rounds))
+        torch.set_num_threads(threads)
+        R["one_core"] += [dict(set=name, format=f, kind=k, clips_per_s=1 / s) for (f, k), s in best.items()]
+        seek, full = best["avi", "seek"], best["avi", "decode all"]
         R["seek"].append(dict(set=name, seek_ms=1e3 * seek, decode_all_ms=1e3 * full, speedup=full / seek))
         save()
 
@@ -225,13 +230,12 @@ def model_case(args, device, name, kind, batch, frames, mode="train", amp=True, 
     with FlopCounterMode(display=False) as fc:  # on CPU also the warm-up
         step(net)
     fwd = torch.compile(net) if compile_ else net
-    s = timed_calls(lambda: (step(fwd), sync(device)), args.seconds, warm=3 if gpu else 0)  # GPU: cuDNN autotuning
+    s = timed_calls(lambda: (step(fwd), sync(device)), args.seconds, warm=3 if gpu or compile_ else 0)  # autotuning
     flops, peak = fc.get_total_flops(), peak_tflops(device)
     items = {"train": batch, "frames": frames, "full": frames,
              "windows": len(test_3d.window_starts(frames, A["clip"], A["stride"]))}[mode]
     r = dict(name=name, kind=kind, mode=mode, batch=batch, size=S, frames=frames, compiled=compile_,
-             dtype=("bf16 autocast" if amp else "fp32, TF32 convs" if torch.backends.cudnn.allow_tf32 else "fp32")
-             if gpu else "fp32", cudnn_benchmark=torch.backends.cudnn.benchmark,
+             dtype="bf16 autocast" if amp and gpu else "fp32", cudnn_benchmark=torch.backends.cudnn.benchmark,
              memory_format="contiguous" if not (channels_last and gpu) else
              "channels_last_3d" if kind == "3d" else "channels_last",
              s_per_step=s, items_per_s=items / s, frames_per_s=(batch * frames if train else frames) / s,
@@ -262,15 +266,15 @@ def model_plan(args, device):
 
 def measure_models(R, args, device, key, plan, save):
     for name, kw in plan:
-        if time.time() > args.deadline - (150 if kw.get("compile_") else 25 if device.type == "cuda" else 10):
+        if time.time() > args.deadline - (100 if kw.get("compile_") else 25 if device.type == "cuda" else 10):
             R["skipped"].append(f"{name}: out of --budget-s")
             continue
         torch.backends.cudnn.benchmark = kw.pop("benchmark", True) and device.type == "cuda"
         try:
             R[key].append(model_case(args, device, name, **kw))
             print(f"  {name}: {R[key][-1]['items_per_s']:.4g}/s", flush=True)
-        except torch.cuda.OutOfMemoryError:
-            R["skipped"].append(f"{name}: out of GPU memory")
+        except RuntimeError as e:  # out of memory, a torch.compile failure: note it, measure the rest
+            R["skipped"].append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
         finally:
             torch.backends.cudnn.benchmark = device.type == "cuda"
         save()
@@ -356,11 +360,12 @@ def report(R):
           [[f"{s}/{k}{size}/{f}"] + [num(get.get((s, k, size, f, n), {}).get(u)) for n in (1, N)
                                      for u in ("clips_per_s", "frames_per_s")]
            for (s, k, size, f, w) in get if w == 1])
-    one = {(r["set"], r["format"], r["kind"]): r["clips_per_s"] for r in R["float_loaders"] + R["cold"]}
-    table("One core: the assignment's float loaders, and a uint8 clip read cold (file evicted from the page cache)",
-          ["set/format", "loadFrame/s", "loadSequence/s", "cold clip/s"],
-          [[f"{s}/{f}"] + [num(one.get((s, f, k))) for k in ("loadFrame", "loadSequence", "clip")]
-           for s, f in dict.fromkeys((r["set"], r["format"]) for r in R["cold"])])
+    one = {(r["set"], r["format"], r["kind"]): r["clips_per_s"] for r in R["one_core"]}
+    kinds = ["loadFrame", "loadSequence", "uint8 clip", "uint8 clip, cold"]
+    table("One core, no workers: the assignment's float loaders and the uint8 clip path, from the page cache and "
+          "cold (file evicted first)", ["set/format"] + [k + "/s" for k in kinds],
+          [[f"{s}/{f}"] + [num(one.get((s, f, k))) for k in kinds]
+           for s, f in dict.fromkeys((r["set"], r["format"]) for r in R["one_core"] if r["kind"] in kinds)])
     table("AVI: a random 16-frame clip by seeking vs decoding the whole video",
           ["set", "seek ms", "decode-all ms", "speed-up"],
           [[r["set"], num(r["seek_ms"]), num(r["decode_all_ms"]), num(r["speedup"])] for r in R["seek"]])
@@ -394,7 +399,7 @@ def main(args):
     t0 = time.time()
     args.seconds = args.seconds or (0.4 if args.quick else 2.0)
     args.deadline = t0 + args.budget_s if args.budget_s else float("inf")
-    R = dict(meta={}, bytes=[], loaders=[], float_loaders=[], cold=[], seek=[], models=[], levers=[], gpu={},
+    R = dict(meta={}, bytes=[], loaders=[], one_core=[], seek=[], models=[], levers=[], gpu={},
              derived={}, notes=[], skipped=[])
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
@@ -432,6 +437,7 @@ def main(args):
         with open(args.model_json) as f:
             other = json.load(f)
         models, R["derived_source"] = other["models"], f"{args.model_json} ({other['meta']['device']})"
+        R["gpu"] = R["gpu"] or other.get("gpu", {})  # GPU decoding rate, for the loader comparison
     R["derived"] = derive(R, models)
     save()
     report(R)

@@ -399,7 +399,7 @@ def load_prediction(path, attrs):
         return None
 
 
-def test_videos(args, ckpt, video_logits, attrs):
+def test_videos(args, kind, video_logits, attrs):
     """Score every test video of the split; save per-video and consolidated predictions and metrics.
 
     video_logits(net, video, device, mean, std) maps uint8 (T, H, W, 3) to logits (n, C).
@@ -407,6 +407,11 @@ def test_videos(args, ckpt, video_logits, attrs):
     Videos whose predictions were saved by an earlier run with the same settings are not recomputed.
     """
     import metrics
+    try:
+        ckpt = load_checkpoint(args.checkpoint, kind)
+    except (FileNotFoundError, ValueError) as e:  # a message, not a traceback: wrong or missing file
+        raise SystemExit(f"--checkpoint: {e}") from None
+    args.size, args.frames = ckpt["size"], ckpt["frames"]  # test as the model was trained
     device, _, _ = setup(args.device, args.seed)
     class_list, _, (paths, labels) = hf.getUCF101(args.data_root, args.split)
     if list(class_list) != list(ckpt["class_list"]):

@@ -26,12 +26,12 @@ import numpy as np
 # Fixed order with pairs early, so a small --classes still holds motion pairs, and appending classes
 # never changes earlier ones. An odd --classes may cut a pair: that class then has no partner.
 CLASSES = [
-    ("BallRollLeft", "ball", (235, 235, 235), "solid", (60, 130, 60), "diagonal", "roll", -1),
-    ("BallRollRight", "ball", (235, 235, 235), "solid", (60, 130, 60), "diagonal", "roll", 1),
+    ("BallRollLeft", "ball", (235, 235, 235), "solid", (60, 130, 60), "stripes", "roll", -1),
+    ("BallRollRight", "ball", (235, 235, 235), "solid", (60, 130, 60), "stripes", "roll", 1),
     ("RedCircle", "circle", (40, 40, 220), "solid", (128, 128, 128), "flat", "random", 0),
     ("StripedSquare", "square", (230, 200, 40), "striped", (90, 40, 20), "flat", "random", 0),
-    ("BarSpinClockwise", "bar", (40, 220, 240), "solid", (50, 50, 50), "diagonal", "spin", 1),
-    ("BarSpinCounterClockwise", "bar", (40, 220, 240), "solid", (50, 50, 50), "diagonal", "spin", -1),
+    ("BarSpinClockwise", "bar", (40, 220, 240), "solid", (50, 50, 50), "grad", "spin", 1),
+    ("BarSpinCounterClockwise", "bar", (40, 220, 240), "solid", (50, 50, 50), "grad", "spin", -1),
     ("GreenTriangle", "triangle", (60, 200, 60), "solid", (210, 200, 230), "grad", "random", 0),
     ("CheckeredDiamond", "diamond", (250, 250, 250), "checkered", (120, 60, 140), "flat", "random", 0),
     ("BoxRise", "box", (40, 90, 160), "solid", (230, 190, 140), "grad", "rise", -1),
@@ -45,6 +45,11 @@ SPEC, INDEX = {c[0]: c for c in CLASSES}, {c[0]: k for k, c in enumerate(CLASSES
 SHORT_FRACTION = 0.05  # clips of 8-15 frames, shorter than a 16-frame 3D-CNN input: loaders must pad
 # Motion-pair objects are larger and faster than the appearance ones: (size, speed, spin, zoom) ranges.
 MOTION_SIZE, MOTION_SPEED, SPIN_RATE, ZOOM_RATE = (0.13, 0.2), (0.025, 0.04), (0.12, 0.25), (0.015, 0.04)
+# The assignment's training flips clips horizontally half the time, which turns a left roll into a right
+# roll and a clockwise spin into a counter-clockwise one: no model trained so could tell those pairs apart.
+# So they also drift vertically at DRIFT x their speed (first member down, its time-reverse up), a motion
+# the flip keeps.
+DRIFT = 0.6
 SPLIT_FILES = ["classInd.txt"] + [f"{k}list0{s}.txt" for k in ("train", "test") for s in (1, 2, 3)]
 
 
@@ -125,6 +130,12 @@ def draw(img, shape, x, y, r, a, fg, tex):
             np.copyto(img, tex, where=mask[..., None] > 127)
 
 
+def _wrap(u, step, t, n, margin):
+    """Positions at frames t moving `step` px per frame around a side of n px (exit one end, enter the
+    other, `margin` px off screen); the start u in [0, 1) is uniform, so every frame is uniform too."""
+    return np.mod(u * (n + 2 * margin) + step * t, n + 2 * margin) - margin
+
+
 def _reflect(u, lo, hi):  # bounce between walls: triangle wave
     m = np.mod(u - lo, 2 * (hi - lo))
     return lo + np.minimum(m, 2 * (hi - lo) - m)
@@ -139,8 +150,7 @@ def render_clip(cls, key, n_frames, width=320, height=240):
     bgc = np.clip(np.array(bg) + rng.integers(-25, 26, 3), 0, 255).astype(np.float32)
     yy, xx = np.arange(H, dtype=np.float32)[:, None], np.arange(W, dtype=np.float32)[None]  # broadcast
     shade = {"flat": np.ones_like(yy), "grad": 1.0 - 0.4 * yy / H,
-             "stripes": np.where((yy // max(2, S // 8)) % 2 > 0, 0.8, 1.0),
-             "diagonal": np.where(((xx + yy) // max(2, S // 6)) % 2 > 0, 0.7, 1.0)}[pattern]
+             "stripes": np.where((yy // max(2, S // 8)) % 2 > 0, 0.8, 1.0)}[pattern]
     background = np.broadcast_to(np.clip(bgc * shade[..., None], 0, 255).astype(np.uint8), (H, W, 3))
     tex = None
     if texture != "solid":  # texture fixed in frame coordinates: cheap, and only its look matters
@@ -159,14 +169,14 @@ def render_clip(cls, key, n_frames, width=320, height=240):
     elif motion in ("roll", "rise"):
         # Wrap around the frame (exit one side, enter the other) with a uniform start: the position in
         # any frame is uniform over the path for both directions.
-        n = W if motion == "roll" else H
-        p = np.mod(rng.uniform(0, n + 2 * r[0]) + sign * v * t, n + 2 * r[0]) - r[0]
-        if motion == "roll":
-            x, y, a = p, np.full(n_frames, rng.uniform(r[0], H - r[0])), a[0] + sign * v * t / r[0]
+        p = _wrap(rng.uniform(), sign * v, t, W if motion == "roll" else H, r[0])
+        if motion == "roll":  # left and down, or right and up (DRIFT)
+            x, y, a = p, _wrap(rng.uniform(), -sign * DRIFT * v, t, H, r[0]), a[0] + sign * v * t / r[0]
         else:
             x, y = np.full(n_frames, rng.uniform(r[0], W - r[0])), p
     elif motion == "spin":  # uniform start angle: any single angle is equally likely for both senses
         a = rng.uniform(0, 2 * np.pi) + sign * rng.uniform(*SPIN_RATE) * t
+        y = _wrap(rng.uniform(), sign * DRIFT * v, t, H, 1.4 * r[0])  # clockwise sinks (DRIFT)
     elif motion == "zoom":  # sawtooth in log-size with a uniform phase: size uniform in log for both
         lo, hi = np.log(0.05 * S), np.log(0.3 * S)
         r = np.exp(lo + (hi - lo) * np.mod(rng.uniform(0, 1) + sign * rng.uniform(*ZOOM_RATE) * t, 1.0))

@@ -5,8 +5,8 @@ Usage: python prepare_data.py --data-root /path/to/root [--source auto|avi|hdf5]
 Reads `<root>/UCF-101/<Class>/*.avi` (or `<root>/UCF-101-hdf5/<Class>/*.hdf5`) and writes
 `<root>/UCF-101-jpeg/<Class>/<video>.hdf5`: one HDF5 per video, dataset `jpeg` holding one JPEG
 byte string per frame, attributes n_frames, fps, height, width, quality. The raw uint8 copy is
-~500 GB for UCF-101; this store is over 10x smaller, and decoding a 16-frame clip from it is as fast
-per core as reading the raw arrays (see benchmark.py). `--to hdf5` writes the course's raw format.
+~500 GB for UCF-101; this store is 13x smaller, and reading a 16-frame clip from it costs about
+the same per core as from the raw arrays when they come from disk (see benchmark.py). `--to hdf5` writes the course's raw format.
 
 The run is resumable: every file is written under a temporary name and renamed when complete and
 verified, so finished videos are skipped and an interrupted run never leaves a file that looks done.

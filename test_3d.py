@@ -54,16 +54,11 @@ def video_logits(net, video, device, mean, std, mode, frames, stride, batch_size
 
 
 def main(args):
-    try:
-        ckpt = engine.load_checkpoint(args.checkpoint, kind="3d")
-    except (FileNotFoundError, ValueError) as e:  # a message, not a traceback: wrong or missing file
-        raise SystemExit(f"--checkpoint: {e}") from None
-    args.size, args.frames = ckpt["size"], ckpt["frames"]
     logits = lambda net, video, device, mean, std: video_logits(
         net, video, device, mean, std, args.mode, args.frames, args.stride, args.batch_size)
     attrs = {"model": "3d", "mode": args.mode, "average": args.average,
              "stride": args.stride if args.mode == "windows" else 0}
-    engine.test_videos(args, ckpt, logits, attrs)
+    engine.test_videos(args, "3d", logits, attrs)
 
 
 if __name__ == "__main__":

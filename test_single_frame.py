@@ -35,13 +35,8 @@ def frame_logits(net, video, device, mean, std, batch_size):
 
 
 def main(args):
-    try:
-        ckpt = engine.load_checkpoint(args.checkpoint, kind="2d")
-    except (FileNotFoundError, ValueError) as e:  # a message, not a traceback: wrong or missing file
-        raise SystemExit(f"--checkpoint: {e}") from None
-    args.size = ckpt["size"]  # test at the resolution the model was trained at
     logits = lambda net, video, device, mean, std: frame_logits(net, video, device, mean, std, args.batch_size)
-    engine.test_videos(args, ckpt, logits, {"model": "single_frame", "average": args.average})
+    engine.test_videos(args, "2d", logits, {"model": "single_frame", "average": args.average})
 
 
 if __name__ == "__main__":

@@ -32,13 +32,15 @@ def test_benchmark_tiny(tmp_path, capsys):
     assert {(r["format"], r["kind"], r["workers"]) for r in R["loaders"]} == \
         {(f, k, 1) for f in ("jpeg", "hdf5", "avi") for k in ("frame", "clip", "video")} | \
         {("jpeg", k, 2) for k in ("frame", "clip", "video")}
-    assert len(R["float_loaders"]) == 6 and len(R["cold"]) == 3 and len(R["seek"]) == 1
+    assert {(r["format"], r["kind"]) for r in R["one_core"]} == {("avi", "seek"), ("avi", "decode all")} | \
+        {(f, k) for f in ("jpeg", "hdf5", "avi") for k in ("loadFrame", "loadSequence", "uint8 clip", "uint8 clip, cold")}
+    assert len(R["seek"]) == 1
     assert [m["name"] for m in R["models"]] == benchmark.MODEL_KEYS
     assert all(m["dtype"] == "fp32" and m["gflop_per_step"] > 0 for m in R["models"])
     d = R["derived"]
     assert set(d["phases"]) >= {"2D training", "3D training", "2D full-video test"}
     assert d["total_min_full"] > 0 and d["total_min_windows"] > 0
-    for key in ("bytes", "loaders", "float_loaders", "cold", "seek", "models", "derived"):
+    for key in ("bytes", "loaders", "one_core", "seek", "models", "derived"):
         vals = numbers(R[key])
         assert vals and all(math.isfinite(v) and v > 0 for v in vals), (key, R[key])
     printed = capsys.readouterr().out
