@@ -166,6 +166,7 @@ def measure_data(R, sets, args, save):
                  ("uint8 clip", clip), ("uint8 clip, cold", lambda p: clip(p, warm=False)))
         calls = {(f, k): (lambda f=f, fn=fn: fn(next(it[f]))) for f in ("jpeg", "hdf5", "avi") for k, fn in kinds}
         avi = iter([(p, hf.clip_indices(hf.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3])
+        calls["jpeg", "bytes for --decode device"] = lambda: hf.load_clip_jpeg(next(it["jpeg"]), True, 16, rng)
         calls["avi", "seek"] = lambda: hf.read_frames(*next(avi))
         calls["avi", "decode all"] = lambda: (lambda p, i: hf.read_frames(p)[i])(*next(avi))
         best, rounds, threads = {}, 1 if args.quick else 3, torch.get_num_threads()
@@ -192,22 +193,74 @@ def peak_tflops(device):
     return next((p for k, p in PEAK_BF16 if gpu and all(w in gpu for w in k.split())), None)
 
 
+def model_setup(args, device, kind, train=True, channels_last=True):
+    """The assignment's FineTune model (trained: layer4[2] + fc in 2D, layer4[0] + fc in 3D; else fc only)
+    and its Adam, placed as engine.train places them. Returns (net, optimizer)."""
+    lb = 1 if kind == "3d" else None
+    model = engine.build_model(kind, args.arch_3d if kind == "3d" else args.arch_2d, 101, lb)
+    top = "layer4.0" if kind == "3d" else f"layer4.{len(model.layer4) - 1}"  # the assignment's (resnet50: layer4.2)
+    net = engine.FineTune(model, top if train else "fc", lb).to(device)
+    if channels_last and device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last_3d if kind == "3d" else torch.channels_last)
+    net.train(train)
+    return net, torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+
+
+def pipeline_rate(args, device, paths, kind, decode, workers, batch, n):
+    """Training samples/s fed by the real loader: ClipDataset(decode=...) + make_loader with `workers`
+    workers, through engine.run_epoch (decoding on the device when asked, normalize, forward, backward,
+    Adam). Timed over the second of two epochs of n samples, so worker start-up is left out."""
+    frames = 16 if kind == "3d" else 1
+    ps = (list(paths) * (n // len(paths) + 1))[:n]
+    ds = hf.ClipDataset(ps, np.zeros(n, dtype=np.int64), True, args.size, frames, decode=decode)
+    loader = hf.make_loader(ds, batch, True, workers)
+    net, opt = model_setup(args, device, kind)
+    mean, std = engine.input_stats({"kind": kind})
+    failures = engine.FailureLog(rank=1)  # rank 1: no progress bar, no messages
+    for epoch in range(2):
+        loader.sampler.set_epoch(epoch)
+        sync(device)
+        t = time.perf_counter()
+        r = engine.run_epoch(net, loader, device, mean, std, failures, opt, rank=1)
+        sync(device)
+    if failures.count:
+        raise RuntimeError(f"{failures.count} samples failed to load in the pipeline benchmark")
+    del loader  # shuts the persistent workers down
+    return r["n"] / (time.perf_counter() - t)
+
+
+def measure_pipeline(R, sets, args, device, save):
+    """The data path against the model in training: samples/s with each --decode, next to the model
+    alone (random uint8 input already on the device)."""
+    name = "toy" if "toy" in sets else next(iter(sets))
+    alone = {r["kind"]: r["items_per_s"] for r in R["models"] if r["mode"] == "train"}
+    gpu = device.type == "cuda"
+    for kind, batch in (("3d", 32 if gpu else 2), ("2d", 100 if gpu else 4)):
+        # GPU: epochs of the assignment's size, since each epoch start waits for the workers' first batches
+        n = A["train"] if gpu else 2 * batch
+        # the training scripts' default --workers is min(8, cores): does decoding on the device need more?
+        for decode, w in [("worker", args.workers), ("device", args.workers)] + [("device", 8)] * (args.workers > 8):
+            if time.time() > args.deadline - 4 * n / alone.get(kind, 1) - 20:
+                R["skipped"].append(f"pipeline {kind}/{decode}/{w} workers: out of --budget-s")
+                continue
+            rate = pipeline_rate(args, device, sets[name]["jpeg"], kind, decode, w, batch, n)
+            R["pipeline"].append(dict(set=name, kind=kind, decode=decode, batch=batch, size=args.size,
+                                      workers=w, samples_per_s=rate, model_alone_per_s=alone.get(kind),
+                                      fraction_of_model=rate / alone[kind] if kind in alone else None))
+            print(f"  pipeline {kind}, decode {decode}, {w} workers: {rate:.4g}/s", flush=True)
+            save()
+
+
 def model_case(args, device, name, kind, batch, frames, mode="train", amp=True, channels_last=True, compile_=False):
     """One set-up's seconds per step, items/s and FLOPs. mode "train": uint8 (B, T, S, S, 3) on the device
     -> normalize -> FineTune -> loss -> backward -> Adam. Else one uint8 video (T, S, S, 3), pinned on the
     host as the loader hands it over, through test_single_frame.frame_logits ("frames") or
     test_3d.video_logits ("windows" / "full")."""
-    S, gpu, train, lb = args.size, device.type == "cuda", mode == "train", 1 if kind == "3d" else None
-    model = engine.build_model(kind, args.arch_3d if kind == "3d" else args.arch_2d, 101, lb)
-    top = "layer4.0" if kind == "3d" else f"layer4.{len(model.layer4) - 1}"  # the assignment's (resnet50: layer4.2)
-    net = engine.FineTune(model, top if train else "fc", lb).to(device)
-    if channels_last and gpu:  # as engine.train does
-        net = net.to(memory_format=torch.channels_last_3d if kind == "3d" else torch.channels_last)
-    net.train(train)
+    S, gpu, train = args.size, device.type == "cuda", mode == "train"
+    net, opt = model_setup(args, device, kind, train, channels_last)
     mean, std = engine.input_stats({"kind": kind})
     cast = lambda: engine.autocast(device) if amp else torch.autocast(device.type, enabled=False)
     if train:
-        opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
         x = torch.randint(0, 256, (batch, S, S, 3) if kind == "2d" else (batch, frames, S, S, 3),
                           dtype=torch.uint8, device=device)
         y, b = torch.randint(0, 101, (batch,), device=device), torch.zeros(batch, device=device)
@@ -302,11 +355,16 @@ def gpu_levers(R, sets, device, seconds):
 
 # ----------------------------------------------------------------------------- projection + report
 
-def derive(R, models):
+def derive(R, models, pipeline):
     """Clips/s that 3D training consumes against what the compact-store loader delivers on A["cores"]
     cores (measured with that many workers, else the 1-worker rate x cores), and the assignment's
-    projected time: per phase the slower of model and loader, since loading overlaps compute."""
+    projected time: per phase the slower of model and loader, since loading overlaps compute; a
+    training phase measured end to end (`pipeline`, its best --decode) takes that rate instead."""
     m = {r["name"]: r["items_per_s"] for r in models}
+    pipe = {}
+    for r in pipeline:
+        if r["kind"] not in pipe or r["samples_per_s"] > pipe[r["kind"]]["samples_per_s"]:
+            pipe[r["kind"]] = r
     name = next((s for s in ("real", "toy") if any(r["set"] == s for r in R["loaders"])), None)
     C, E, T, VF = A["cores"], A["epochs"], A["test"], A["video_frames"]
     rate = {(r["kind"], r["size"], r["workers"]): r for r in R["loaders"] if (r["set"], r["format"]) == (name, "jpeg")}
@@ -323,7 +381,11 @@ def derive(R, models):
         "3D full-video test, windows": (T * len(test_3d.window_starts(VF, A["clip"], A["stride"]))
                                         / m["3D test windows"], test_load),
         "3D full-video test, full": (T * VF / m["3D test full"], test_load)}
-    t = {k: max(v) for k, v in phases.items()}
+    for kind, key in (("2d", "2D training"), ("3d", "3D training")):  # measured end to end: loader included
+        if kind in pipe:
+            test = T / m["2D test frames" if kind == "2d" else "3D test windows"]
+            phases[key] = (E * (A["train"] / pipe[kind]["samples_per_s"] + test), None)
+    t = {k: max(x for x in v if x is not None) for k, v in phases.items()}
     base = t["2D training"] + t["3D training"] + t["2D full-video test"]
     d = dict(loader_set=name, cores=C, need_3d_clips_per_s=m["3D train"],
              loader_clips_per_s_per_core=rate[("clip", 224, 1)]["clips_per_s"],
@@ -334,6 +396,8 @@ def derive(R, models):
              total_min_full=(base + t["3D full-video test, full"]) / 60)
     if "nvjpeg_frames_per_s" in R["gpu"]:
         d["gpu_decode_clips_per_s"] = R["gpu"]["nvjpeg_frames_per_s"] / A["clip"]
+    d["end_to_end"] = {k: dict(decode=r["decode"], samples_per_s=r["samples_per_s"],
+                               fraction_of_model=r["fraction_of_model"]) for k, r in pipe.items()}
     return d
 
 
@@ -361,7 +425,7 @@ def report(R):
                                      for u in ("clips_per_s", "frames_per_s")]
            for (s, k, size, f, w) in get if w == 1])
     one = {(r["set"], r["format"], r["kind"]): r["clips_per_s"] for r in R["one_core"]}
-    kinds = ["loadFrame", "loadSequence", "uint8 clip", "uint8 clip, cold"]
+    kinds = ["loadFrame", "loadSequence", "uint8 clip", "uint8 clip, cold", "bytes for --decode device"]
     table("One core, no workers: the assignment's float loaders and the uint8 clip path, from the page cache and "
           "cold (file evicted first)", ["set/format"] + [k + "/s" for k in kinds],
           [[f"{s}/{f}"] + [num(one.get((s, f, k))) for k in kinds]
@@ -376,6 +440,12 @@ def report(R):
               [[r["name"], r["batch"], f"{r['frames']}x{r['size']}", r["dtype"], r["memory_format"],
                 num(r["items_per_s"]), num(r["frames_per_s"]), num(r["gflop_per_step"]), f"{r['tflops']:.3g}",
                 num(100 * r["peak_fraction"]) if "peak_fraction" in r else "-"] for r in R[key]])
+    if R.get("pipeline"):
+        table(f"Training fed by the loader ({R['pipeline'][0]['set']} compact store): --decode worker (OpenCV in "
+              f"the workers) vs device (decode_jpeg + roi_align on {R['meta']['device']})",
+              ["model", "decode", "workers", "batch", "samples/s", "model alone/s", "% of model alone"],
+              [[r["kind"].upper(), r["decode"], r["workers"], r["batch"], num(r["samples_per_s"]), num(r["model_alone_per_s"]),
+                num(100 * r["fraction_of_model"]) if r["fraction_of_model"] else "-"] for r in R["pipeline"]])
     for k, v in R["gpu"].items():
         print(f"{k}: {v if isinstance(v, str) else num(v)}")
     d = R["derived"]
@@ -386,9 +456,13 @@ def report(R):
               f"({'measured' if d['loader_measured_on_cores'] else 'per-worker rate x cores'})"
               + (f"; nvJPEG on the GPU decodes {num(d['gpu_decode_clips_per_s'])} clips/s"
                  if "gpu_decode_clips_per_s" in d else ""))
-        table(f"Projected assignment: models from {R['derived_source']}, loader on {d['cores']} cores",
+        for k, r in d.get("end_to_end", {}).items():
+            print(f"{k.upper()} training end to end (loader included, --decode {r['decode']}): "
+                  f"{num(r['samples_per_s'])} samples/s, {num(100 * r['fraction_of_model'])}% of the model alone")
+        table(f"Projected assignment: models from {R['derived_source']}, loader on {d['cores']} cores "
+              f"(loader '-': measured end to end, loader included)",
               ["phase", "model min", "loader min"],
-              [[k, num(v["model_s"] / 60), num(v["loader_s"] / 60)] for k, v in d["phases"].items()])
+              [[k, num(v["model_s"] / 60), num(v["loader_s"] and v["loader_s"] / 60)] for k, v in d["phases"].items()])
         print(f"total, per phase the slower of model and loader: {num(d['total_min_windows'])} min with 3D windows "
               f"testing, {num(d['total_min_full'])} min with full mode")
     for line in R["notes"] + [f"skipped {s}" for s in R["skipped"]]:
@@ -399,7 +473,7 @@ def main(args):
     t0 = time.time()
     args.seconds = args.seconds or (0.4 if args.quick else 2.0)
     args.deadline = t0 + args.budget_s if args.budget_s else float("inf")
-    R = dict(meta={}, bytes=[], loaders=[], one_core=[], seek=[], models=[], levers=[], gpu={},
+    R = dict(meta={}, bytes=[], loaders=[], one_core=[], seek=[], models=[], pipeline=[], levers=[], gpu={},
              derived={}, notes=[], skipped=[])
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
@@ -426,19 +500,21 @@ def main(args):
             main_plan, levers = model_plan(args, device)
             print(f"models on {R['meta']['device']}:", flush=True)
             measure_models(R, args, device, "models", main_plan, save)
+            measure_pipeline(R, sets, args, device, save)
             measure_data(R, sets, args, save)
             if device.type == "cuda" and time.time() < args.deadline - 10:
                 gpu_levers(R, sets, device, args.seconds)
                 save()
             measure_models(R, args, device, "levers", levers, save)  # torch.compile last: the slowest
         R["meta"].update(total_seconds=time.time() - t0, load_average_end=os.getloadavg()[0])
-    models, R["derived_source"] = R["models"], f"this run ({R['meta']['device']})"
+    models, pipeline, R["derived_source"] = R["models"], R.get("pipeline", []), f"this run ({R['meta']['device']})"
     if args.model_json:
         with open(args.model_json) as f:
             other = json.load(f)
         models, R["derived_source"] = other["models"], f"{args.model_json} ({other['meta']['device']})"
+        pipeline = other.get("pipeline", [])  # end-to-end training rates belong to that machine
         R["gpu"] = R["gpu"] or other.get("gpu", {})  # GPU decoding rate, for the loader comparison
-    R["derived"] = derive(R, models)
+    R["derived"] = derive(R, models, pipeline)
     save()
     report(R)
     print(f"\nwrote {args.out} (measured in {R['meta']['total_seconds']:.0f} s)")

@@ -15,7 +15,10 @@ copy) and `normalize` runs once on the device; the float loaders call the very s
 both paths give the same values.
 """
 import os
+import queue
 import random
+import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import cv2
@@ -166,11 +169,34 @@ def _to_rgb(frames, path):
     return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
 
 
+def _jpeg_span(ds, keys):
+    """The JPEG byte strings of frames `keys` (sorted) of a compact-store dataset: one h5py read of
+    their span (16 single-element reads cost ~4 ms more, ~20% of reading and decoding a clip)."""
+    if not len(keys):
+        return ds[:0]
+    return ds[keys[0]:keys[-1] + 1][keys - keys[0]]
+
+
 def _decode_jpeg(buf, path, index):
-    img = cv2.imdecode(np.asarray(buf, dtype=np.uint8), cv2.IMREAD_COLOR)
+    rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.11: RGB straight from the decoder
+    img = cv2.imdecode(np.asarray(buf, dtype=np.uint8), cv2.IMREAD_COLOR if rgb is None else rgb)
     if img is None:
         raise VideoReadError(path, f"frame {index} is not a valid JPEG")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if rgb is None else img
+
+
+def _decode_all(bufs, path, keys):
+    """Decode JPEG frames into one uint8 (N, H, W, 3) RGB array, without an extra stacking copy."""
+    frames = None
+    for i, (k, b) in enumerate(zip(keys, bufs)):
+        img = _decode_jpeg(b, path, k)
+        if frames is None:
+            frames = np.empty((len(bufs),) + img.shape, dtype=np.uint8)
+        elif img.shape != frames.shape[1:]:
+            raise VideoReadError(path, f"frame {k} is {img.shape[1]}x{img.shape[0]}, frame {keys[0]} "
+                                       f"{frames.shape[2]}x{frames.shape[1]}")
+        frames[i] = img
+    return frames if frames is not None else np.empty((0, 0, 0, 3), dtype=np.uint8)
 
 
 def _avi_frame_count(cap):
@@ -266,15 +292,14 @@ def read_frames(path, indices=None):
                     raise VideoReadError(real, f"frames up to {keys[-1]} "
                                                f"requested, the video has {n}")
                 if kind == "jpeg":
-                    # one h5py read of the clip's span: 16 single-element reads cost ~4 ms more,
-                    # ~20% of reading and decoding the clip
-                    bufs = ds[:] if indices is None or not len(keys) else ds[keys[0]:keys[-1] + 1][keys - keys[0]]
-                    frames = np.stack([_decode_jpeg(b, real, k) for k, b in zip(keys, bufs)])
+                    frames = _decode_all(_jpeg_span(ds, keys), real, keys)
                 else:
                     frames = _to_rgb(ds[:] if indices is None else ds[uniq], real)
         except OSError as e:  # h5py raises OSError for files that are not (complete) HDF5
             raise VideoReadError(real, f"cannot read as HDF5 ({e})") from e
-    return frames if order is None else frames[order]
+    if order is None or (len(order) == len(uniq) and (order[1:] > order[:-1]).all()):
+        return frames  # sorted, no repeats (a clip inside the video): no reordering copy
+    return frames[order]
 
 
 # ----------------------------------------------------------------------------- sampling + augmentation
@@ -325,7 +350,7 @@ def apply_augment(frames, aug, size):
             f = f[y:y + h, x:x + w]
         if aug.flip:  # cv2.flip: same pixels, ~30x faster than copying the reversed view f[:, ::-1]
             f = cv2.flip(f, 1)
-        out[i] = cv2.resize(np.ascontiguousarray(f), (size, size), interpolation=cv2.INTER_LINEAR)
+        cv2.resize(f, (size, size), dst=out[i], interpolation=cv2.INTER_LINEAR)  # a crop view: no copy
     return out
 
 
@@ -360,6 +385,42 @@ def load_clip_uint8(path, augment, size, frames, rng):
     return apply_augment(raw, aug, size), aug.brightness
 
 
+def load_clip_jpeg(path, augment, frames, rng):
+    """The first half of decoding on the device (`--decode device`): read one random clip's JPEG
+    byte strings from the compact store and draw its augmentation, without decoding anything.
+
+    The random draws are those of `load_clip_uint8`, in the same order, so both paths train on the
+    same clips, crops and flips. Returns (list of `frames` uint8 byte arrays, Augment with its crop
+    filled in: (y, x, h, w) in source pixels, the whole frame when augmentation drew none).
+    """
+    fmt, real = resolve_video(path)
+    if fmt != "jpeg":
+        raise VideoReadError(real, f"decoding on the device needs the compact store (prepare_data.py); "
+                                   f"this video has only a {fmt} copy")
+    try:
+        with h5py.File(real, "r") as h:
+            kind, ds = _h5_dataset(h, real)
+            if kind != "jpeg":
+                raise VideoReadError(real, "decoding on the device needs a 'jpeg' dataset (compact store); "
+                                           "this file holds raw frames")
+            idx = clip_indices(len(ds), frames, rng) if len(ds) else np.zeros(0, dtype=np.int64)
+            uniq, order = np.unique(idx, return_inverse=True)
+            bufs = _jpeg_span(ds, uniq)[order]
+            height, width = int(h.attrs.get("height", 0)), int(h.attrs.get("width", 0))
+    except OSError as e:
+        raise VideoReadError(real, f"cannot read as HDF5 ({e})") from e
+    if not len(bufs):
+        raise VideoReadError(real, "the video has no frames")
+    for k, b in zip(idx, bufs):  # a truncated frame would fail the whole batch's decode on the GPU
+        if len(b) < 4 or b[0] != 0xFF or b[1] != 0xD8 or b[-2] != 0xFF or b[-1] != 0xD9:
+            raise VideoReadError(real, f"frame {k} is not a complete JPEG (no start or end marker)")
+    if not height or not width:  # a store written without the attributes: decode one frame for its size
+        height, width = _decode_jpeg(bufs[0], real, idx[0]).shape[:2]
+    aug = draw_augment(rng, height, width) if augment else Augment()
+    aug.crop = aug.crop or (0, 0, height, width)
+    return list(bufs), aug
+
+
 def loadFrame(args, size=224, rng=None):
     """(path, augment) -> float32 [3, size, size]: one random frame, ImageNet-normalised.
 
@@ -388,9 +449,10 @@ class ClipDataset(Dataset):
     A video that cannot be read yields {"failed": path}; the collate function drops it.
     """
 
-    def __init__(self, paths, labels, augment, size=224, frames=16, seed=0):
+    def __init__(self, paths, labels, augment, size=224, frames=16, seed=0, decode="worker"):
         self.paths, self.labels = list(map(str, paths)), np.asarray(labels, dtype=np.int64)
         self.augment, self.size, self.frames, self.seed = augment, size, frames, seed
+        self.decode = decode  # "worker": decode and augment here; "device": hand over JPEG bytes
 
     def __len__(self):
         return len(self.paths)
@@ -398,12 +460,18 @@ class ClipDataset(Dataset):
     def __getitem__(self, key):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         rng = np.random.default_rng([self.seed, epoch, index])
+        path, label = self.paths[index], int(self.labels[index])
         try:
-            clip, b = load_clip_uint8(self.paths[index], self.augment, self.size, self.frames, rng)
+            if self.decode == "device":
+                bufs, aug = load_clip_jpeg(path, self.augment, max(self.frames, 1), rng)
+                return {"jpeg": bufs, "box": aug.crop + (int(aug.flip),), "size": self.size,
+                        "single": self.frames == 1, "brightness": float(aug.brightness), "label": label,
+                        "index": index, "path": path}
+            clip, b = load_clip_uint8(path, self.augment, self.size, self.frames, rng)
         except VideoReadError as e:
-            return {"failed": self.paths[index], "error": str(e), "index": index}
+            return {"failed": path, "error": str(e), "index": index}
         video = torch.from_numpy(clip[0] if self.frames == 1 else clip)
-        return {"video": video, "brightness": float(b), "label": int(self.labels[index]), "index": index}
+        return {"video": video, "brightness": float(b), "label": label, "index": index}
 
 
 def FrameDataset(paths, labels, augment, size=224, seed=0):
@@ -446,18 +514,127 @@ def collate(samples):
 
     Returns {"video": uint8 (B, ...), "brightness": (B,), "label": (B,), "index": (B,),
     "failed": [(path, error), ...]}. B may be 0 when every sample of the batch failed.
+    Samples for decoding on the device give, instead of "video", "jpeg": uint8 (n_bytes,) all the
+    batch's JPEG frames back to back (one tensor: one shared-memory transfer, not B x T),
+    "offsets": (B * T + 1,), "box": (B, 5) crop y, x, h, w and flip per clip, "size", "single", "path".
     """
     ok = [s for s in samples if "failed" not in s]
-    failed = [(s["failed"], s["error"]) for s in samples if "failed" in s]
-    if not ok:
-        return {"video": torch.empty(0, dtype=torch.uint8), "brightness": torch.empty(0),
-                "label": torch.empty(0, dtype=torch.int64), "index": torch.empty(0, dtype=torch.int64),
-                "failed": failed}
-    return {"video": torch.stack([s["video"] for s in ok]),
-            "brightness": torch.tensor([s["brightness"] for s in ok]),
-            "label": torch.tensor([s["label"] for s in ok]),
-            "index": torch.tensor([s["index"] for s in ok]),
-            "failed": failed}
+    batch = {"brightness": torch.tensor([s["brightness"] for s in ok], dtype=torch.float32),
+             "label": torch.tensor([s["label"] for s in ok], dtype=torch.int64),
+             "index": torch.tensor([s["index"] for s in ok], dtype=torch.int64),
+             "failed": [(s["failed"], s["error"]) for s in samples if "failed" in s]}
+    if ok and "jpeg" in ok[0]:
+        bufs = [b for s in ok for b in s["jpeg"]]
+        batch.update(jpeg=torch.from_numpy(np.concatenate(bufs)),
+                     offsets=torch.from_numpy(np.cumsum([0] + [len(b) for b in bufs])),
+                     box=torch.tensor([s["box"] for s in ok]), size=ok[0]["size"], single=ok[0]["single"],
+                     path=[s["path"] for s in ok])
+    else:
+        batch["video"] = torch.stack([s["video"] for s in ok]) if ok else torch.empty(0, dtype=torch.uint8)
+    return batch
+
+
+def decode_on_device(batch, device):
+    """The second half of `--decode device`: decode a collated batch of JPEG clips on `device`
+    (nvJPEG on a GPU) and crop, flip and resize them there, as `apply_augment` does on the CPU.
+
+    Returns the batch as the workers' path gives it, with "video" uint8 (B, T, S, S, 3) (single
+    frames: (B, S, S, 3)) on `device`. A clip whose frames fail to decode is dropped and listed
+    in "failed", like a video a worker cannot read: one bad video never costs the batch.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.ops import roi_align
+
+    bufs = list(torch.tensor_split(batch["jpeg"], batch["offsets"][1:-1]))
+    B, S = len(batch["label"]), batch["size"]
+    T = len(bufs) // B
+    try:
+        imgs = decode_jpeg(bufs, mode=ImageReadMode.RGB, device=device)
+        ok = list(range(B))
+    except RuntimeError:  # nvJPEG fails the whole batch for one bad image: find the clip(s) by decoding each
+        imgs, ok = [], []
+        for b in range(B):
+            try:
+                imgs += decode_jpeg(bufs[b * T:(b + 1) * T], mode=ImageReadMode.RGB, device=device)
+                ok.append(b)
+            except RuntimeError as e:
+                batch["failed"].append((batch["path"][b], f"{batch['path'][b]}: a frame is not a valid JPEG "
+                                                          f"(decoding on {device}: {str(e)[:200]})"))
+    box = batch["box"][ok]
+    # roi_align with one sample per output pixel and aligned=True samples each crop at the pixel
+    # centres (x + (j + 0.5) * w / S - 0.5), bilinearly: cv2.resize's INTER_LINEAR. One call crops and
+    # resizes every frame of the batch; frames are grouped by size (UCF-101's are all 320x240).
+    out = torch.empty(len(imgs), 3, S, S, device=device)
+    groups = {}
+    for i, im in enumerate(imgs):
+        groups.setdefault(tuple(im.shape), []).append(i)
+    for idx in groups.values():
+        y, x, h, w = box[torch.tensor(idx) // T, :4].to(device=device, dtype=torch.float32).unbind(1)
+        rois = torch.stack([torch.arange(len(idx), device=device, dtype=torch.float32), x, y, x + w, y + h], 1)
+        frames = torch.stack([imgs[i] for i in idx]).float()
+        out[idx] = roi_align(frames, rois, (S, S), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+    video = out.round_().clamp_(0, 255).to(torch.uint8).view(len(ok), T, 3, S, S)
+    flip = box[:, 4].bool().to(device)
+    video = torch.where(flip[:, None, None, None, None], video.flip(-1), video)
+    video = video.permute(0, 1, 3, 4, 2).contiguous()  # (B, T, S, S, 3), as the workers hand it over
+    keep = torch.tensor(ok, dtype=torch.int64)
+    return {"video": video[:, 0] if batch["single"] else video, "brightness": batch["brightness"][keep],
+            "label": batch["label"][keep], "index": batch["index"][keep], "failed": batch["failed"]}
+
+
+class DecodeAhead:
+    """Iterate a `--decode device` loader with every batch decoded by `decode_on_device` one step
+    ahead, in a thread (on its own CUDA stream on a GPU): batch k+1 is read and decoded (nvJPEG's
+    host-side work included) while the model trains on batch k, rather than queued behind it.
+    """
+
+    _END = object()
+
+    def __init__(self, loader, device, depth=2):
+        self.loader, self.device, self.depth = loader, device, depth
+
+    def __len__(self):
+        return len(self.loader)
+
+    def _work(self, out, stop, stream):
+        try:
+            with torch.cuda.stream(stream) if stream is not None else nullcontext():
+                for batch in self.loader:
+                    if "jpeg" in batch:
+                        batch = decode_on_device(batch, self.device)
+                    if stream is not None:
+                        batch["ready"] = torch.cuda.Event()
+                        batch["ready"].record(stream)
+                    while not stop.is_set():  # a bounded queue: stay `depth` batches ahead, no more
+                        try:
+                            out.put(batch, timeout=0.1)
+                            break
+                        except queue.Full:
+                            pass
+                    if stop.is_set():
+                        return
+        except Exception as e:  # handed to the training thread, which raises it
+            out.put(e)
+        out.put(self._END)
+
+    def __iter__(self):
+        out, stop = queue.Queue(maxsize=self.depth), threading.Event()
+        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        thread = threading.Thread(target=self._work, args=(out, stop, stream), daemon=True)
+        thread.start()
+        try:
+            while (batch := out.get()) is not self._END:
+                if isinstance(batch, Exception):
+                    raise batch
+                if "ready" in batch:  # the training stream waits for the decode stream, not the CPU
+                    main = torch.cuda.current_stream(self.device)
+                    main.wait_event(batch.pop("ready"))
+                    if batch["video"].is_cuda:
+                        batch["video"].record_stream(main)  # freed memory is reused only after training used it
+                yield batch
+        finally:
+            stop.set()
+            thread.join(timeout=10)  # it exits within its current loader step
 
 
 def _seed_worker(worker_id):

@@ -20,7 +20,7 @@ import resnet_3d
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    engine.add_common_args(p, batch_size=32, arch="resnet50", out="runs/3d", frames=16)
+    engine.add_common_args(p, batch_size=32, arch="resnet50", out="runs/3d", frames=16, train=True)
     p.add_argument("--kinetics-checkpoint", default="resnet-50-kinetics.pth",
                    help="Hara et al.'s Kinetics-400 checkpoint, or none (random init, e.g. for the toy set)")
     p.add_argument("--layer4-blocks", type=int, default=1,

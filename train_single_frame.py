@@ -20,7 +20,7 @@ import helperFunctions as hf
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    engine.add_common_args(p, batch_size=100, arch="resnet50", out="runs/single_frame", frames=1)
+    engine.add_common_args(p, batch_size=100, arch="resnet50", out="runs/single_frame", frames=1, train=True)
     p.add_argument("--weights", default="imagenet",
                    help="imagenet (torchvision download), a local .pth of torchvision's resnet weights, or none")
     p.add_argument("--train-from", default="layer4.2",
