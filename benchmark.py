@@ -137,7 +137,7 @@ def evict(path):
         os.close(fd)
 
 
-def measure_data(R, sets, args, save):
+def measure_data(R, sets, args, save, gpu=False):
     for name, fmts in sets.items():
         for fmt, ps in fmts.items():
             R["bytes"].append(dict(set=name, format=fmt, videos=len(ps),
@@ -146,13 +146,15 @@ def measure_data(R, sets, args, save):
     rng = np.random.default_rng(0)
     for name, fmts in sets.items():
         for kind, frames, size, batch in LOADS[:3] if args.quick else LOADS:
+            # a GPU node: the training batch (per-batch costs of moving data between processes count)
+            batch = {"frame": 100, "clip": 32}.get(kind, batch) if gpu else batch
             for fmt in ("jpeg", "hdf5", "avi"):
                 for w in [1] if args.quick and fmt != "jpeg" else sorted({1, args.workers}):
                     if time.time() > args.deadline - args.seconds - 10:
                         R["skipped"].append(f"loader {name}/{kind}{size}/{fmt}/{w} workers: out of --budget-s")
                         continue
                     clips, fps = loader_rate(fmts[fmt], frames, size, batch, w, args.seconds)
-                    R["loaders"].append(dict(set=name, format=fmt, kind=kind, size=size, workers=w,
+                    R["loaders"].append(dict(set=name, format=fmt, kind=kind, size=size, workers=w, batch=batch,
                                              clips_per_s=clips, frames_per_s=fps))
                     print(f"  loader {name}/{kind}{size}/{fmt}, {w} workers: {clips:.4g}/s", flush=True)
                     save()
@@ -419,7 +421,9 @@ def report(R):
             num(raw[r["set"]] / r["bytes_per_video"])] for r in R["bytes"]])
     N = R["meta"]["workers"]
     get = {(r["set"], r["kind"], r["size"], r["format"], r["workers"]): r for r in R["loaders"]}
-    table("Loaders, uint8 training path: samples (a frame, a 16-frame clip or a whole video) per second",
+    batches = ", ".join(dict.fromkeys(f"{r['kind']} {r['batch']}" for r in R["loaders"] if "batch" in r))
+    table(f"Loaders, uint8 training path: samples (a frame, a 16-frame clip or a whole video) per second "
+          f"(batches: {batches})",
           ["set/kind/format", "1w samples/s", "1w frames/s", f"{N}w samples/s", f"{N}w frames/s"],
           [[f"{s}/{k}{size}/{f}"] + [num(get.get((s, k, size, f, n), {}).get(u)) for n in (1, N)
                                      for u in ("clips_per_s", "frames_per_s")]
@@ -501,7 +505,7 @@ def main(args):
             print(f"models on {R['meta']['device']}:", flush=True)
             measure_models(R, args, device, "models", main_plan, save)
             measure_pipeline(R, sets, args, device, save)
-            measure_data(R, sets, args, save)
+            measure_data(R, sets, args, save, gpu=device.type == "cuda")
             if device.type == "cuda" and time.time() < args.deadline - 10:
                 gpu_levers(R, sets, device, args.seconds)
                 save()
