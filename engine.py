@@ -459,7 +459,7 @@ def test_videos(args, kind, video_logits, attrs):
                          f"{len(class_list)} of {args.data_root}")
     net = model_from_checkpoint(ckpt).to(device)
     mean, std = input_stats(ckpt)
-    attrs = {**attrs, "checkpoint_epoch": ckpt["epoch"], "size": args.size}
+    attrs = {**attrs, "checkpoint_epoch": ckpt["epoch"], "size": args.size, "arch": ckpt["arch"], "split": args.split}
     logits = [load_prediction(prediction_file(args.out, p), attrs) for p in paths]
     todo = [i for i, lg in enumerate(logits) if lg is None]
     print(f"{len(paths)} test videos of split {args.split}: {len(paths) - len(todo)} already scored "

@@ -44,12 +44,13 @@ CLASSES = [
 SPEC, INDEX = {c[0]: c for c in CLASSES}, {c[0]: k for k, c in enumerate(CLASSES)}
 SHORT_FRACTION = 0.05  # clips of 8-15 frames, shorter than a 16-frame 3D-CNN input: loaders must pad
 # Motion-pair objects are larger and faster than the appearance ones: (size, speed, spin, zoom) ranges.
-MOTION_SIZE, MOTION_SPEED, SPIN_RATE, ZOOM_RATE = (0.13, 0.2), (0.025, 0.04), (0.12, 0.25), (0.015, 0.04)
+MOTION_SIZE, MOTION_SPEED, SPIN_RATE, ZOOM_RATE = (0.1, 0.15), (0.05, 0.08), (0.12, 0.25), (0.025, 0.045)
 # The assignment's training flips clips horizontally half the time, which turns a left roll into a right
 # roll and a clockwise spin into a counter-clockwise one: no model trained so could tell those pairs apart.
 # So they also drift vertically at DRIFT x their speed (first member down, its time-reverse up), a motion
 # the flip keeps.
 DRIFT = 0.6
+N_OBJECTS = 3
 SPLIT_FILES = ["classInd.txt"] + [f"{k}list0{s}.txt" for k in ("train", "test") for s in (1, 2, 3)]
 
 
@@ -158,10 +159,12 @@ def render_clip(cls, key, n_frames, width=320, height=240):
         on = ((xx + yy + ph) // p) % 2 if texture == "striped" else ((xx + ph) // p + (yy + ph) // p) % 2
         tex = np.where(on[..., None] > 0, np.array(fg, np.float32), np.array(fg, np.float32) * 0.35).astype(np.uint8)
     paired = motion != "random"
+    k = N_OBJECTS if paired else 1  # objects, all moving alike: k times the motion to learn from
     r = np.full(n_frames, rng.uniform(*(MOTION_SIZE if paired else (0.09, 0.16))) * S)
     v = rng.uniform(*(MOTION_SPEED if paired else (0.012, 0.03))) * S  # speed, pixels per frame
     a = rng.uniform(0, 2 * np.pi) + rng.choice([-1, 1]) * rng.uniform(0.02, 0.15) * t  # random spin
-    x, y = np.full(n_frames, rng.uniform(0.3, 0.7) * W), np.full(n_frames, rng.uniform(0.3, 0.7) * H)
+    u = lambda: rng.uniform(size=(k, 1))  # one uniform start per object, broadcast over frames
+    x, y = (0.15 + 0.7 * u()) * W, (0.15 + 0.7 * u()) * H
     if motion == "random":  # bounce in a random direction: direction carries no class information
         d = rng.uniform(0, 2 * np.pi)
         x = _reflect(rng.uniform(r[0], W - r[0]) + v * np.cos(d) * t, r[0], W - r[0])
@@ -169,22 +172,24 @@ def render_clip(cls, key, n_frames, width=320, height=240):
     elif motion in ("roll", "rise"):
         # Wrap around the frame (exit one side, enter the other) with a uniform start: the position in
         # any frame is uniform over the path for both directions.
-        p = _wrap(rng.uniform(), sign * v, t, W if motion == "roll" else H, r[0])
+        p = _wrap(u(), sign * v, t, W if motion == "roll" else H, r[0])
         if motion == "roll":  # left and down, or right and up (DRIFT)
-            x, y, a = p, _wrap(rng.uniform(), -sign * DRIFT * v, t, H, r[0]), a[0] + sign * v * t / r[0]
+            x, y, a = p, _wrap(u(), -sign * DRIFT * v, t, H, r[0]), a[0] + sign * v * t / r[0]
         else:
-            x, y = np.full(n_frames, rng.uniform(r[0], W - r[0])), p
+            x, y = r[0] + (W - 2 * r[0]) * u(), p
     elif motion == "spin":  # uniform start angle: any single angle is equally likely for both senses
         a = rng.uniform(0, 2 * np.pi) + sign * rng.uniform(*SPIN_RATE) * t
-        y = _wrap(rng.uniform(), sign * DRIFT * v, t, H, 1.4 * r[0])  # clockwise sinks (DRIFT)
+        y = _wrap(u(), sign * DRIFT * v, t, H, 1.4 * r[0])  # clockwise sinks (DRIFT)
     elif motion == "zoom":  # sawtooth in log-size with a uniform phase: size uniform in log for both
         lo, hi = np.log(0.05 * S), np.log(0.3 * S)
         r = np.exp(lo + (hi - lo) * np.mod(rng.uniform(0, 1) + sign * rng.uniform(*ZOOM_RATE) * t, 1.0))
+    x, y = np.broadcast_to(x, (k, n_frames)), np.broadcast_to(y, (k, n_frames))
     noise = rng.uniform(0.5, 3) * rng.standard_normal((2, H, W, 3), np.float32)  # 2 alternating fields: cheap
     pos, neg = np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8)
     frames = np.repeat(background[None], n_frames, 0)
     for i, f in enumerate(frames):
-        draw(f, shape, x[i], y[i], r[i], a[i], fg, tex)
+        for j in range(k):
+            draw(f, shape, x[j, i], y[j, i], r[i], a[i], fg, tex)
         cv2.add(f, pos[i % 2], dst=f)
         cv2.subtract(f, neg[i % 2], dst=f)
     return frames
