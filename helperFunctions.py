@@ -18,7 +18,7 @@ import os
 import queue
 import random
 import threading
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import cv2
@@ -149,6 +149,18 @@ def resolve_video(path):
     raise VideoReadError(path, f"no copy of this video found (looked for {tried})")
 
 
+@contextmanager
+def _open_h5(real):
+    """(kind, dataset) of an HDF5 copy of a video, kind "jpeg" (compact store) or "hdf5" (raw frames),
+    while the file is open. h5py raises OSError for files that are not (complete) HDF5, on opening or
+    on reading: either becomes a VideoReadError naming the file."""
+    try:
+        with h5py.File(real, "r") as h:
+            yield _h5_dataset(h, real)
+    except OSError as e:
+        raise VideoReadError(real, f"cannot read as HDF5 ({e})") from e
+
+
 def _h5_dataset(h, path):
     if "jpeg" in h:
         return "jpeg", h["jpeg"]
@@ -256,11 +268,8 @@ def count_frames(path):
         if n <= 0:
             raise VideoReadError(real, "OpenCV cannot open this video or it reports no frames")
         return n
-    try:
-        with h5py.File(real, "r") as h:
-            n = len(_h5_dataset(h, real)[1])
-    except OSError as e:
-        raise VideoReadError(real, f"cannot open as HDF5 ({e})") from e
+    with _open_h5(real) as (_, ds):
+        n = len(ds)
     if n == 0:
         raise VideoReadError(real, "the video has no frames")
     return n
@@ -281,22 +290,18 @@ def read_frames(path, indices=None):
     if fmt == "avi":
         frames = _read_avi(real, None if indices is None else uniq.tolist())
     else:
-        try:
-            with h5py.File(real, "r") as h:
-                kind, ds = _h5_dataset(h, real)
-                n = len(ds)
-                keys = np.arange(n) if indices is None else uniq
-                if n == 0:
-                    raise VideoReadError(real, "the video has no frames")
-                if len(keys) and keys[-1] >= n:
-                    raise VideoReadError(real, f"frames up to {keys[-1]} "
-                                               f"requested, the video has {n}")
-                if kind == "jpeg":
-                    frames = _decode_all(_jpeg_span(ds, keys), real, keys)
-                else:
-                    frames = _to_rgb(ds[:] if indices is None else ds[uniq], real)
-        except OSError as e:  # h5py raises OSError for files that are not (complete) HDF5
-            raise VideoReadError(real, f"cannot read as HDF5 ({e})") from e
+        with _open_h5(real) as (kind, ds):
+            n = len(ds)
+            keys = np.arange(n) if indices is None else uniq
+            if n == 0:
+                raise VideoReadError(real, "the video has no frames")
+            if len(keys) and keys[-1] >= n:
+                raise VideoReadError(real, f"frames up to {keys[-1]} "
+                                           f"requested, the video has {n}")
+            if kind == "jpeg":
+                frames = _decode_all(_jpeg_span(ds, keys), real, keys)
+            else:
+                frames = _to_rgb(ds[:] if indices is None else ds[uniq], real)
     if order is None or (len(order) == len(uniq) and (order[1:] > order[:-1]).all()):
         return frames  # sorted, no repeats (a clip inside the video): no reordering copy
     return frames[order]
@@ -397,18 +402,14 @@ def load_clip_jpeg(path, augment, frames, rng):
     if fmt != "jpeg":
         raise VideoReadError(real, f"decoding on the device needs the compact store (prepare_data.py); "
                                    f"this video has only a {fmt} copy")
-    try:
-        with h5py.File(real, "r") as h:
-            kind, ds = _h5_dataset(h, real)
-            if kind != "jpeg":
-                raise VideoReadError(real, "decoding on the device needs a 'jpeg' dataset (compact store); "
-                                           "this file holds raw frames")
-            idx = clip_indices(len(ds), frames, rng) if len(ds) else np.zeros(0, dtype=np.int64)
-            uniq, order = np.unique(idx, return_inverse=True)
-            bufs = _jpeg_span(ds, uniq)[order]
-            height, width = int(h.attrs.get("height", 0)), int(h.attrs.get("width", 0))
-    except OSError as e:
-        raise VideoReadError(real, f"cannot read as HDF5 ({e})") from e
+    with _open_h5(real) as (kind, ds):
+        if kind != "jpeg":
+            raise VideoReadError(real, "decoding on the device needs a 'jpeg' dataset (compact store); "
+                                       "this file holds raw frames")
+        idx = clip_indices(len(ds), frames, rng) if len(ds) else np.zeros(0, dtype=np.int64)
+        uniq, order = np.unique(idx, return_inverse=True)
+        bufs = _jpeg_span(ds, uniq)[order]
+        height, width = int(ds.file.attrs.get("height", 0)), int(ds.file.attrs.get("width", 0))
     if not len(bufs):
         raise VideoReadError(real, "the video has no frames")
     for k, b in zip(idx, bufs):  # a truncated frame would fail the whole batch's decode on the GPU
@@ -596,6 +597,17 @@ class DecodeAhead:
     def __len__(self):
         return len(self.loader)
 
+    @staticmethod
+    def _put(out, stop, item):
+        """Queue `item` unless the training loop has stopped; True when it was queued."""
+        while not stop.is_set():  # a bounded queue: stay `depth` batches ahead, no more
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
     def _work(self, out, stop, stream):
         try:
             with torch.cuda.stream(stream) if stream is not None else nullcontext():
@@ -605,17 +617,12 @@ class DecodeAhead:
                     if stream is not None:
                         batch["ready"] = torch.cuda.Event()
                         batch["ready"].record(stream)
-                    while not stop.is_set():  # a bounded queue: stay `depth` batches ahead, no more
-                        try:
-                            out.put(batch, timeout=0.1)
-                            break
-                        except queue.Full:
-                            pass
-                    if stop.is_set():
+                    if not self._put(out, stop, batch):
                         return
         except Exception as e:  # handed to the training thread, which raises it
-            out.put(e)
-        out.put(self._END)
+            self._put(out, stop, e)
+            return
+        self._put(out, stop, self._END)
 
     def __iter__(self):
         out, stop = queue.Queue(maxsize=self.depth), threading.Event()
