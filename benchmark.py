@@ -22,6 +22,7 @@ import tempfile
 import time
 from multiprocessing import Pool
 
+import cv2
 import h5py
 import numpy as np
 import torch
@@ -170,6 +171,13 @@ def measure_data(R, sets, args, save, gpu=False):
         avi = iter([(p, hf.clip_indices(hf.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3])
         calls["jpeg", "bytes for --decode device"] = lambda: hf.load_clip_jpeg(next(it["jpeg"]), True, 16, rng)
         calls["avi", "seek"] = lambda: hf.read_frames(*next(avi))
+        bufs = []  # the JPEG decoder lever: the same 16-frame clips through cv2.imdecode and simplejpeg
+        for p in fmts["jpeg"]:
+            with h5py.File(hf.resolve_video(p)[1], "r") as h:
+                bufs.append(h["jpeg"][:A["clip"]])
+        jb = iter(bufs * 10**4)
+        calls["jpeg", "16 JPEGs, cv2.imdecode"] = lambda: [cv2.imdecode(b, cv2.IMREAD_COLOR_RGB) for b in next(jb)]
+        calls["jpeg", "16 JPEGs, simplejpeg"] = lambda: hf._decode_all(next(jb), "", np.arange(A["clip"]))
         calls["avi", "decode all"] = lambda: (lambda p, i: hf.read_frames(p)[i])(*next(avi))
         best, rounds, threads = {}, 1 if args.quick else 3, torch.get_num_threads()
         torch.set_num_threads(1)  # one core, as in a DataLoader worker (normalize runs in torch)
@@ -178,6 +186,8 @@ def measure_data(R, sets, args, save, gpu=False):
                 best[k] = min(best.get(k, np.inf), timed_calls(fn, args.seconds / rounds))
         torch.set_num_threads(threads)
         R["one_core"] += [dict(set=name, format=f, kind=k, clips_per_s=1 / s) for (f, k), s in best.items()]
+        R["jpeg_decoder"].append(dict(set=name, cv2_clips_per_s=1 / best["jpeg", "16 JPEGs, cv2.imdecode"],
+                                      simplejpeg_clips_per_s=1 / best["jpeg", "16 JPEGs, simplejpeg"]))
         seek, full = best["avi", "seek"], best["avi", "decode all"]
         R["seek"].append(dict(set=name, seek_ms=1e3 * seek, decode_all_ms=1e3 * full, speedup=full / seek))
         save()
@@ -434,6 +444,10 @@ def report(R):
           "cold (file evicted first)", ["set/format"] + [k + "/s" for k in kinds],
           [[f"{s}/{f}"] + [num(one.get((s, f, k))) for k in kinds]
            for s, f in dict.fromkeys((r["set"], r["format"]) for r in R["one_core"] if r["kind"] in kinds)])
+    table("JPEG decoding, one core: the same 16 compact-store frames through cv2.imdecode and simplejpeg "
+          "(the loaders')", ["set", "cv2 clips/s", "simplejpeg clips/s", "speed-up"],
+          [[r["set"], num(r["cv2_clips_per_s"]), num(r["simplejpeg_clips_per_s"]),
+            num(r["simplejpeg_clips_per_s"] / r["cv2_clips_per_s"])] for r in R.get("jpeg_decoder", [])])
     table("AVI: a random 16-frame clip by seeking vs decoding the whole video",
           ["set", "seek ms", "decode-all ms", "speed-up"],
           [[r["set"], num(r["seek_ms"]), num(r["decode_all_ms"]), num(r["speedup"])] for r in R["seek"]])
@@ -477,8 +491,8 @@ def main(args):
     t0 = time.time()
     args.seconds = args.seconds or (0.4 if args.quick else 2.0)
     args.deadline = t0 + args.budget_s if args.budget_s else float("inf")
-    R = dict(meta={}, bytes=[], loaders=[], one_core=[], seek=[], models=[], pipeline=[], levers=[], gpu={},
-             derived={}, notes=[], skipped=[])
+    R = dict(meta={}, bytes=[], loaders=[], one_core=[], jpeg_decoder=[], seek=[], models=[], pipeline=[],
+             levers=[], gpu={}, derived={}, notes=[], skipped=[])
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
     def save():

@@ -34,7 +34,8 @@ def test_benchmark_tiny(tmp_path, capsys):
         {("jpeg", k, 2) for k in ("frame", "clip", "video")}
     assert {(r["format"], r["kind"]) for r in R["one_core"]} == {("avi", "seek"), ("avi", "decode all")} | \
         {(f, k) for f in ("jpeg", "hdf5", "avi") for k in ("loadFrame", "loadSequence", "uint8 clip", "uint8 clip, cold")} | \
-        {("jpeg", "bytes for --decode device")}
+        {("jpeg", k) for k in ("bytes for --decode device", "16 JPEGs, cv2.imdecode", "16 JPEGs, simplejpeg")}
+    assert [r["set"] for r in R["jpeg_decoder"]] == ["toy"]
     # training fed by the real loader, both decode paths, next to the model alone
     assert {(r["kind"], r["decode"]) for r in R["pipeline"]} == {(k, d) for k in ("2d", "3d") for d in ("worker", "device")}
     assert set(R["derived"]["end_to_end"]) == {"2d", "3d"}
@@ -44,8 +45,9 @@ def test_benchmark_tiny(tmp_path, capsys):
     d = R["derived"]
     assert set(d["phases"]) >= {"2D training", "3D training", "2D full-video test"}
     assert d["total_min_full"] > 0 and d["total_min_windows"] > 0
-    for key in ("bytes", "loaders", "one_core", "seek", "models", "pipeline", "derived"):
+    for key in ("bytes", "loaders", "one_core", "jpeg_decoder", "seek", "models", "pipeline", "derived"):
         vals = numbers(R[key])
         assert vals and all(math.isfinite(v) and v > 0 for v in vals), (key, R[key])
     printed = capsys.readouterr().out
-    assert "Projected assignment" in printed and "3D test windows" in printed and "Training fed by the loader" in printed
+    assert "Projected assignment" in printed and "3D test windows" in printed and "Training fed by the loader" in printed \
+        and "simplejpeg" in printed

@@ -152,6 +152,8 @@ def test_formats_decode_same_frames(real_root):
             assert h.attrs["fps"] == pytest.approx(29.97 if "Basketball" in p else 25, abs=0.01)
             assert bytes(h["jpeg"][0][:2]) == b"\xff\xd8"  # a standard JPEG byte string, of BGR
             assert np.abs(cv2.imdecode(h["jpeg"][0], cv2.IMREAD_COLOR).astype(int) - bgr).mean() < 2
+            # our decoder (simplejpeg) gives OpenCV's pixels exactly: both are libjpeg-turbo
+            assert np.array_equal(j[[0, n - 1]], [cv2.imdecode(h["jpeg"][k], cv2.IMREAD_COLOR_RGB) for k in (0, n - 1)])
         with h5py.File(raw, "r") as h:
             assert h["video"].dtype == np.uint8 and h["video"].shape == (n, 240, 320, 3)
 
@@ -167,6 +169,24 @@ def test_read_frames_indices(real_root):
             assert np.array_equal(hf.read_frames(src, np.arange(s, s + 16)), full[s:s + 16]), (src, s)
         with pytest.raises(hf.VideoReadError, match=re.escape(src)):
             hf.read_frames(src, [n])
+
+
+def test_clip_read_opens_file_once(real_root, monkeypatch):
+    """A training clip is chosen (from the frame count) and read with one open of an HDF5 copy, and
+    it is the clip, crop and flip that the same random draws made before."""
+    opened, h5_file = [], h5py.File
+    monkeypatch.setattr(h5py, "File", lambda name, *a, **k: (opened.append(name), h5_file(name, *a, **k))[1])
+    p = real_root.paths[1]
+    for src in (real_root.copy(p, "hdf5"), real_root.copy(p, "jpeg")):
+        for seed in range(4):
+            opened.clear()
+            clip, brightness = hf.load_clip_uint8(src, True, 64, 16, np.random.default_rng(seed))
+            assert opened == [src]
+            rng = np.random.default_rng(seed)  # the same draws, in the same order, made by hand
+            idx = hf.clip_indices(real_root.frames[p], 16, rng)
+            aug = hf.draw_augment(rng, 240, 320)
+            assert np.array_equal(clip, hf.apply_augment(hf.read_frames(src, idx), aug, 64))
+            assert brightness == aug.brightness
 
 
 def test_resolve_order(make_root):
