@@ -459,7 +459,7 @@ def report(R):
                 num(r["items_per_s"]), num(r["frames_per_s"]), num(r["gflop_per_step"]), f"{r['tflops']:.3g}",
                 num(100 * r["peak_fraction"]) if "peak_fraction" in r else "-"] for r in R[key]])
     if R.get("pipeline"):
-        table(f"Training fed by the loader ({R['pipeline'][0]['set']} compact store): --decode worker (OpenCV in "
+        table(f"Training fed by the loader ({R['pipeline'][0]['set']} compact store): --decode worker (decoded in "
               f"the workers) vs device (decode_jpeg + roi_align on {R['meta']['device']})",
               ["model", "decode", "workers", "batch", "samples/s", "model alone/s", "% of model alone"],
               [[r["kind"].upper(), r["decode"], r["workers"], r["batch"], num(r["samples_per_s"]), num(r["model_alone_per_s"]),
