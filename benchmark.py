@@ -13,35 +13,22 @@ float loaders and a clip read cold (file evicted from the page cache: the disk, 
 Models run the training set-ups through engine.FineTune (forward, backward, Adam) and the test
 scripts' inference functions, naming dtype, batch, memory format and, on GPU, TFLOP/s against the
 dense bf16 peak. The JSON is rewritten after every step, so a run cut short keeps what it measured.
+The measurements themselves are in measure.py; this script runs them, projects and reports.
 """
 import argparse
-import glob
 import json
 import os
 import tempfile
 import time
-from multiprocessing import Pool
 
-import cv2
-import h5py
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 import engine
-import helperFunctions as hf
-import make_toy_ucf101
-import prepare_data
+import measure
 import test_3d
-import test_single_frame
+from measure import A, MODEL_KEYS
 
 REPO = os.path.dirname(os.path.abspath(__file__))
-# The assignment on UCF-101 split 1 (186 frames: UCF-101's mean video length), loaders on 16 cores.
-A = dict(epochs=10, train=9537, test=3783, video_frames=186, clip=16, stride=8, cores=16)
-PEAK_BF16 = [("H100 PCIe", 756), ("H100", 989), ("H200", 989), ("A100", 312)]  # dense TFLOP/s, spec sheets
-LOADS = [("frame", 1, 224, 16), ("clip", 16, 224, 4), ("video", 0, 224, 1), ("clip", 16, 112, 4)]  # T 0: all
-MODEL_KEYS = ["2D train", "3D train", "2D test frames", "3D test windows", "3D test full"]
 
 
 def parse_args(argv=None):
@@ -60,309 +47,6 @@ def parse_args(argv=None):
     p.add_argument("--model-json", default=None, help="project with this run's model figures (e.g. the GPU's)")
     p.add_argument("--out", default="runs/benchmark.json")
     return p.parse_args(argv)
-
-
-# ----------------------------------------------------------------------------- data
-
-def build_sets(tmp, real_dir, quick, workers):
-    """Video sets in `tmp` in the three formats, one root per format holding only that copy (so
-    resolve_video reads the format asked for). Returns {set: {fmt: [canonical paths]}}."""
-    toy = os.path.join(tmp, "toy")
-    make_toy_ucf101.make_toy(toy, classes=4, groups=3, clips=1, frames=40 if quick else A["video_frames"],
-                             workers=1 if quick else min(8, workers))
-    sources = {"real": sorted(glob.glob(os.path.join(real_dir, "*.avi"))),
-               "toy": sorted(glob.glob(os.path.join(toy, "UCF-101", "*", "*.avi")))}
-    sets = {}
-    for name, srcs in ((k, v) for k, v in sources.items() if v):
-        base = os.path.join(tmp, name)
-        avis = [os.path.join(base, "UCF-101", hf.video_name(s).split("_")[1], os.path.basename(s)) for s in srcs]
-        for s, a in zip(srcs, avis):
-            if not os.path.exists(a):
-                os.makedirs(os.path.dirname(a), exist_ok=True)
-                os.symlink(os.path.abspath(s), a)
-        with Pool(max(1, min(workers, 8))) as pool:
-            tasks = [(a, hf.store_path(a, fmt), fmt, 90) for fmt in ("hdf5", "jpeg") for a in avis]
-            for src, _, _, _, err in pool.map(prepare_data.convert, tasks):
-                if err:
-                    raise RuntimeError(f"prepare_data could not convert {src}: {err}")
-        sets[name] = {}
-        for fmt in hf.FORMATS:
-            root = os.path.join(tmp, f"{name}-{fmt}")
-            os.makedirs(root)
-            os.symlink(os.path.join(base, hf.STORE_DIRS[fmt]), os.path.join(root, hf.STORE_DIRS[fmt]))
-            sets[name][fmt] = [os.path.join(root, os.path.relpath(a, base)) for a in avis]
-    return sets
-
-
-def timed_calls(fn, seconds, n_min=2, warm=1):
-    """Median seconds per call of fn() over at least `seconds` and n_min calls, after `warm` calls
-    (the median: other people's jobs on a shared machine slow some calls down)."""
-    for _ in range(warm):
-        fn()
-    times, end = [], time.perf_counter() + seconds
-    while len(times) < n_min or time.perf_counter() < end:
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
-def loader_rate(paths, frames, size, batch, workers, seconds):
-    """(samples/s, frames/s) through make_loader, timed from the moment every worker has delivered
-    a batch (start-up excluded), for at least `seconds` and 2 batches."""
-    ps = np.asarray(paths * max(1, 4096 // len(paths)))
-    ds = hf.VideoDataset(ps, np.zeros(len(ps)), size) if frames == 0 else \
-        hf.ClipDataset(ps, np.zeros(len(ps)), True, size, frames)
-    loader = hf.make_loader(ds, batch, True, workers)
-    t0, n, nf, nb = None, 0, 0, 0
-    for i, b in enumerate(loader):
-        if b["failed"]:
-            raise RuntimeError(f"the loader failed on {b['failed'][0]}")
-        if t0 is None:
-            t0 = time.perf_counter() if i + 1 >= workers else None
-            continue
-        n, nb, nf = n + len(b["label"]), nb + 1, nf + (len(b["label"]) if frames == 1 else b["video"].shape[:2].numel())
-        if nb >= 2 and time.perf_counter() - t0 > seconds:
-            break
-    dt = time.perf_counter() - t0
-    del loader  # shuts the persistent workers down
-    return n / dt, nf / dt
-
-
-def evict(path):
-    """Drop a video's file from the page cache (this file only), so that its next read hits the disk."""
-    fd = os.open(hf.resolve_video(path)[1], os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
-def measure_data(R, sets, args, save, gpu=False):
-    for name, fmts in sets.items():
-        for fmt, ps in fmts.items():
-            R["bytes"].append(dict(set=name, format=fmt, videos=len(ps),
-                                   mean_frames=np.mean([hf.count_frames(p) for p in ps]),
-                                   bytes_per_video=np.mean([os.path.getsize(hf.resolve_video(p)[1]) for p in ps])))
-    rng = np.random.default_rng(0)
-    for name, fmts in sets.items():
-        for kind, frames, size, batch in LOADS[:3] if args.quick else LOADS:
-            # a GPU node: the training batch (per-batch costs of moving data between processes count)
-            batch = {"frame": 100, "clip": 32}.get(kind, batch) if gpu else batch
-            for fmt in ("jpeg", "hdf5", "avi"):
-                for w in [1] if args.quick and fmt != "jpeg" else sorted({1, args.workers}):
-                    if time.time() > args.deadline - args.seconds - 10:
-                        R["skipped"].append(f"loader {name}/{kind}{size}/{fmt}/{w} workers: out of --budget-s")
-                        continue
-                    clips, fps = loader_rate(fmts[fmt], frames, size, batch, w, args.seconds)
-                    R["loaders"].append(dict(set=name, format=fmt, kind=kind, size=size, workers=w, batch=batch,
-                                             clips_per_s=clips, frames_per_s=fps))
-                    print(f"  loader {name}/{kind}{size}/{fmt}, {w} workers: {clips:.4g}/s", flush=True)
-                    save()
-        if time.time() > args.deadline - 15 * args.seconds - 10:
-            R["skipped"].append(f"one-core loaders and AVI seek on {name}: out of --budget-s")
-            continue
-        it = {fmt: iter(ps * 10**4) for fmt, ps in fmts.items()}
-        clip = lambda p, warm=True: hf.load_clip_uint8(p, True, 224, 16, rng) if warm else (evict(p), clip(p))
-        kinds = (("loadFrame", lambda p: hf.loadFrame((p, True), size=224, rng=rng)),  # the assignment's float loaders
-                 ("loadSequence", lambda p: hf.loadSequence((p, True), size=224, rng=rng)),
-                 ("uint8 clip", clip), ("uint8 clip, cold", lambda p: clip(p, warm=False)))
-        calls = {(f, k): (lambda f=f, fn=fn: fn(next(it[f]))) for f in ("jpeg", "hdf5", "avi") for k, fn in kinds}
-        avi = iter([(p, hf.clip_indices(hf.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3])
-        calls["jpeg", "bytes for --decode device"] = lambda: hf.load_clip_jpeg(next(it["jpeg"]), True, 16, rng)
-        calls["avi", "seek"] = lambda: hf.read_frames(*next(avi))
-        bufs = []  # the JPEG decoder lever: the same 16-frame clips through cv2.imdecode and simplejpeg
-        for p in fmts["jpeg"]:
-            with h5py.File(hf.resolve_video(p)[1], "r") as h:
-                bufs.append(h["jpeg"][:A["clip"]])
-        jb = iter(bufs * 10**4)
-        calls["jpeg", "16 JPEGs, cv2.imdecode"] = lambda: [cv2.imdecode(b, cv2.IMREAD_COLOR_RGB) for b in next(jb)]
-        calls["jpeg", "16 JPEGs, simplejpeg"] = lambda: hf._decode_all(next(jb), "", np.arange(A["clip"]))
-        calls["avi", "decode all"] = lambda: (lambda p, i: hf.read_frames(p)[i])(*next(avi))
-        best, rounds, threads = {}, 1 if args.quick else 3, torch.get_num_threads()
-        torch.set_num_threads(1)  # one core, as in a DataLoader worker (normalize runs in torch)
-        for _ in range(rounds):  # interleaved rounds, the best kept: other jobs on a shared machine come and go
-            for k, fn in calls.items():
-                best[k] = min(best.get(k, np.inf), timed_calls(fn, args.seconds / rounds))
-        torch.set_num_threads(threads)
-        R["one_core"] += [dict(set=name, format=f, kind=k, clips_per_s=1 / s) for (f, k), s in best.items()]
-        R["jpeg_decoder"].append(dict(set=name, cv2_clips_per_s=1 / best["jpeg", "16 JPEGs, cv2.imdecode"],
-                                      simplejpeg_clips_per_s=1 / best["jpeg", "16 JPEGs, simplejpeg"]))
-        seek, full = best["avi", "seek"], best["avi", "decode all"]
-        R["seek"].append(dict(set=name, seek_ms=1e3 * seek, decode_all_ms=1e3 * full, speedup=full / seek))
-        save()
-
-
-# ----------------------------------------------------------------------------- models
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_tflops(device):
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
-    return next((p for k, p in PEAK_BF16 if gpu and all(w in gpu for w in k.split())), None)
-
-
-def model_setup(args, device, kind, train=True, channels_last=True):
-    """The assignment's FineTune model (trained: layer4[2] + fc in 2D, layer4[0] + fc in 3D; else fc only)
-    and its Adam, placed as engine.train places them. Returns (net, optimizer)."""
-    lb = 1 if kind == "3d" else None
-    model = engine.build_model(kind, args.arch_3d if kind == "3d" else args.arch_2d, 101, lb)
-    top = "layer4.0" if kind == "3d" else f"layer4.{len(model.layer4) - 1}"  # the assignment's (resnet50: layer4.2)
-    net = engine.FineTune(model, top if train else "fc", lb).to(device)
-    if channels_last and device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last_3d if kind == "3d" else torch.channels_last)
-    net.train(train)
-    return net, torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
-
-
-def pipeline_rate(args, device, paths, kind, decode, workers, batch, n):
-    """Training samples/s fed by the real loader: ClipDataset(decode=...) + make_loader with `workers`
-    workers, through engine.run_epoch (decoding on the device when asked, normalize, forward, backward,
-    Adam). Timed over the second of two epochs of n samples, so worker start-up is left out."""
-    frames = 16 if kind == "3d" else 1
-    ps = (list(paths) * (n // len(paths) + 1))[:n]
-    ds = hf.ClipDataset(ps, np.zeros(n, dtype=np.int64), True, args.size, frames, decode=decode)
-    loader = hf.make_loader(ds, batch, True, workers)
-    net, opt = model_setup(args, device, kind)
-    mean, std = engine.input_stats({"kind": kind})
-    failures = engine.FailureLog(rank=1)  # rank 1: no progress bar, no messages
-    for epoch in range(2):
-        loader.sampler.set_epoch(epoch)
-        sync(device)
-        t = time.perf_counter()
-        r = engine.run_epoch(net, loader, device, mean, std, failures, opt, rank=1)
-        sync(device)
-    if failures.count:
-        raise RuntimeError(f"{failures.count} samples failed to load in the pipeline benchmark")
-    del loader  # shuts the persistent workers down
-    return r["n"] / (time.perf_counter() - t)
-
-
-def measure_pipeline(R, sets, args, device, save):
-    """The data path against the model in training: samples/s with each --decode, next to the model
-    alone (random uint8 input already on the device)."""
-    name = "toy" if "toy" in sets else next(iter(sets))
-    alone = {r["kind"]: r["items_per_s"] for r in R["models"] if r["mode"] == "train"}
-    gpu = device.type == "cuda"
-    for kind, batch in (("3d", 32 if gpu else 2), ("2d", 100 if gpu else 4)):
-        # GPU: epochs of the assignment's size, since each epoch start waits for the workers' first batches
-        n = A["train"] if gpu else 2 * batch
-        # the training scripts' default --workers is min(8, cores): does decoding on the device need more?
-        for decode, w in [("worker", args.workers), ("device", args.workers)] + [("device", 8)] * (args.workers > 8):
-            if time.time() > args.deadline - 4 * n / alone.get(kind, 1) - 20:
-                R["skipped"].append(f"pipeline {kind}/{decode}/{w} workers: out of --budget-s")
-                continue
-            rate = pipeline_rate(args, device, sets[name]["jpeg"], kind, decode, w, batch, n)
-            R["pipeline"].append(dict(set=name, kind=kind, decode=decode, batch=batch, size=args.size,
-                                      workers=w, samples_per_s=rate, model_alone_per_s=alone.get(kind),
-                                      fraction_of_model=rate / alone[kind] if kind in alone else None))
-            print(f"  pipeline {kind}, decode {decode}, {w} workers: {rate:.4g}/s", flush=True)
-            save()
-
-
-def model_case(args, device, name, kind, batch, frames, mode="train", amp=True, channels_last=True, compile_=False):
-    """One set-up's seconds per step, items/s and FLOPs. mode "train": uint8 (B, T, S, S, 3) on the device
-    -> normalize -> FineTune -> loss -> backward -> Adam. Else one uint8 video (T, S, S, 3), pinned on the
-    host as the loader hands it over, through test_single_frame.frame_logits ("frames") or
-    test_3d.video_logits ("windows" / "full")."""
-    S, gpu, train = args.size, device.type == "cuda", mode == "train"
-    net, opt = model_setup(args, device, kind, train, channels_last)
-    mean, std = engine.input_stats({"kind": kind})
-    cast = lambda: engine.autocast(device) if amp else torch.autocast(device.type, enabled=False)
-    if train:
-        x = torch.randint(0, 256, (batch, S, S, 3) if kind == "2d" else (batch, frames, S, S, 3),
-                          dtype=torch.uint8, device=device)
-        y, b = torch.randint(0, 101, (batch,), device=device), torch.zeros(batch, device=device)
-
-        def step(m):
-            with cast():
-                loss = F.cross_entropy(m(hf.normalize(x, b, mean, std)).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    else:
-        video = torch.randint(0, 256, (frames, S, S, 3), dtype=torch.uint8)
-        video = video.pin_memory() if gpu else video
-
-        def step(m):
-            with torch.inference_mode(), cast():
-                if mode == "frames":
-                    return test_single_frame.frame_logits(m, video, device, mean, std, batch)
-                return test_3d.video_logits(m, video, device, mean, std, mode, A["clip"], A["stride"], batch)
-    with FlopCounterMode(display=False) as fc:  # on CPU also the warm-up
-        step(net)
-    fwd = torch.compile(net) if compile_ else net
-    s = timed_calls(lambda: (step(fwd), sync(device)), args.seconds, warm=3 if gpu or compile_ else 0)  # autotuning
-    flops, peak = fc.get_total_flops(), peak_tflops(device)
-    items = {"train": batch, "frames": frames, "full": frames,
-             "windows": len(test_3d.window_starts(frames, A["clip"], A["stride"]))}[mode]
-    r = dict(name=name, kind=kind, mode=mode, batch=batch, size=S, frames=frames, compiled=compile_,
-             dtype="bf16 autocast" if amp and gpu else "fp32", cudnn_benchmark=torch.backends.cudnn.benchmark,
-             memory_format="contiguous" if not (channels_last and gpu) else
-             "channels_last_3d" if kind == "3d" else "channels_last",
-             s_per_step=s, items_per_s=items / s, frames_per_s=(batch * frames if train else frames) / s,
-             gflop_per_step=flops / 1e9, tflops=flops / s / 1e12)
-    if peak:
-        r["peak_fraction"] = r["tflops"] / peak
-    return r
-
-
-def model_plan(args, device):
-    """(name, model_case kwargs): the assignment's set-ups (smaller batches and videos on CPU); levers on GPU."""
-    gpu, T = device.type == "cuda", A["video_frames"] if device.type == "cuda" else 32
-    b2, b3 = (100, 32) if gpu else (4, 2) if args.quick else (8, 2)
-    cases = [dict(kind="2d", batch=b2, frames=1), dict(kind="3d", batch=b3, frames=16),
-             dict(kind="2d", batch=200 if gpu else T, frames=T, mode="frames"),
-             dict(kind="3d", batch=32, frames=T, mode="windows"), dict(kind="3d", batch=1, frames=T, mode="full")]
-    levers = [] if not gpu else [
-        ("3D train fp32", dict(cases[1], amp=False)), ("3D train contiguous", dict(cases[1], channels_last=False)),
-        ("3D train no cudnn.benchmark", dict(cases[1], benchmark=False)),
-        ("2D train fp32", dict(cases[0], amp=False)), ("2D train contiguous", dict(cases[0], channels_last=False)),
-        ("2D test 800 frames at once", dict(cases[2], batch=800, frames=800)),
-        ("3D test 128 windows at once", dict(cases[3], batch=128, frames=A["clip"] + 127 * A["stride"]))]
-    if gpu and args.compile:
-        levers += [("3D train torch.compile", dict(cases[1], compile_=True)),
-                   ("2D train torch.compile", dict(cases[0], compile_=True))]
-    return list(zip(MODEL_KEYS, cases)), levers
-
-
-def measure_models(R, args, device, key, plan, save):
-    for name, kw in plan:
-        if time.time() > args.deadline - (100 if kw.get("compile_") else 25 if device.type == "cuda" else 10):
-            R["skipped"].append(f"{name}: out of --budget-s")
-            continue
-        torch.backends.cudnn.benchmark = kw.pop("benchmark", True) and device.type == "cuda"
-        try:
-            R[key].append(model_case(args, device, name, **kw))
-            print(f"  {name}: {R[key][-1]['items_per_s']:.4g}/s", flush=True)
-        except RuntimeError as e:  # out of memory, a torch.compile failure: note it, measure the rest
-            R["skipped"].append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
-        finally:
-            torch.backends.cudnn.benchmark = device.type == "cuda"
-        save()
-
-
-def gpu_levers(R, sets, device, seconds):
-    """Host-to-GPU copies of a 3D batch (pageable vs pinned), and decoding the compact store's JPEGs on
-    the GPU (nvJPEG through torchvision): the way to feed a GPU faster than the CPU cores decode."""
-    x = torch.randint(0, 256, (32, 16, 224, 224, 3), dtype=torch.uint8)
-    for name, src in (("pageable", x), ("pinned", x.pin_memory())):
-        s = timed_calls(lambda: (src.to(device, non_blocking=True), sync(device)), seconds)
-        R["gpu"][f"h2d_{name}_GBps"] = x.nbytes / s / 1e9
-    try:
-        from torchvision.io import decode_jpeg
-        bufs = []
-        for p in next(iter(sets.values()))["jpeg"]:
-            with h5py.File(hf.resolve_video(p)[1], "r") as h:
-                bufs += [torch.from_numpy(b) for b in h["jpeg"][:]]
-        batch = (bufs * (512 // len(bufs) + 1))[:512]
-        s = timed_calls(lambda: (decode_jpeg(batch, device=device), sync(device)), seconds)
-        R["gpu"].update(nvjpeg_frames_per_s=512 / s, nvjpeg_set=next(iter(sets)))
-    except (ImportError, RuntimeError) as e:
-        R["notes"].append(f"GPU JPEG decoding not measured: {str(e)[:200]}")
 
 
 # ----------------------------------------------------------------------------- projection + report
@@ -505,25 +189,25 @@ def main(args):
             R = json.load(f)
     else:
         with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
-            sets = build_sets(tmp, args.real_videos, args.quick, args.workers)  # before CUDA starts: Pool forks
+            sets = measure.build_sets(tmp, args.real_videos, args.quick, args.workers)  # before CUDA starts: Pool forks
             device, _, _ = engine.setup(args.device)
             args.size = args.size or (112 if args.quick and device.type == "cpu" else 224)
             R["meta"] = dict(device=torch.cuda.get_device_name(device) if device.type == "cuda" else
                              f"CPU ({os.cpu_count()} cores)", torch=torch.__version__, workers=args.workers,
                              quick=args.quick, seconds=args.seconds, torch_threads=torch.get_num_threads(),
-                             peak_bf16_tflops=peak_tflops(device), load_average_start=os.getloadavg()[0],
+                             peak_bf16_tflops=measure.peak_tflops(device), load_average_start=os.getloadavg()[0],
                              assignment=A, data_seconds=time.time() - t0)
             if "real" not in sets:
                 R["notes"].append(f"no real clips in {args.real_videos}: toy videos only")
-            main_plan, levers = model_plan(args, device)
+            main_plan, levers = measure.model_plan(args, device)
             print(f"models on {R['meta']['device']}:", flush=True)
-            measure_models(R, args, device, "models", main_plan, save)
-            measure_pipeline(R, sets, args, device, save)
-            measure_data(R, sets, args, save, gpu=device.type == "cuda")
+            measure.measure_models(R, args, device, "models", main_plan, save)
+            measure.measure_pipeline(R, sets, args, device, save)
+            measure.measure_data(R, sets, args, save, gpu=device.type == "cuda")
             if device.type == "cuda" and time.time() < args.deadline - 10:
-                gpu_levers(R, sets, device, args.seconds)
+                measure.gpu_levers(R, sets, device, args.seconds)
                 save()
-            measure_models(R, args, device, "levers", levers, save)  # torch.compile last: the slowest
+            measure.measure_models(R, args, device, "levers", levers, save)  # torch.compile last: the slowest
         R["meta"].update(total_seconds=time.time() - t0, load_average_end=os.getloadavg()[0])
     models, pipeline, R["derived_source"] = R["models"], R.get("pipeline", []), f"this run ({R['meta']['device']})"
     if args.model_json:
