@@ -58,7 +58,7 @@ def derive(R, models, pipeline):
     training phase measured end to end (`pipeline`, its best --decode) takes that rate instead."""
     m = {r["name"]: r["items_per_s"] for r in models}
     pipe = {}
-    for r in pipeline:
+    for r in (r for r in pipeline if not r.get("copy_ahead")):  # the training scripts' settings only
         if r["kind"] not in pipe or r["samples_per_s"] > pipe[r["kind"]]["samples_per_s"]:
             pipe[r["kind"]] = r
     name = next((s for s in ("real", "toy") if any(r["set"] == s for r in R["loaders"])), None)
@@ -146,7 +146,8 @@ def report(R):
         table(f"Training fed by the loader ({R['pipeline'][0]['set']} compact store): --decode worker (decoded in "
               f"the workers) vs device (decode_jpeg + roi_align on {R['meta']['device']})",
               ["model", "decode", "workers", "batch", "samples/s", "model alone/s", "% of model alone"],
-              [[r["kind"].upper(), r["decode"], r["workers"], r["batch"], num(r["samples_per_s"]), num(r["model_alone_per_s"]),
+              [[r["kind"].upper(), r["decode"] + " + copy ahead" * bool(r.get("copy_ahead")), r["workers"], r["batch"],
+                num(r["samples_per_s"]), num(r["model_alone_per_s"]),
                 num(100 * r["fraction_of_model"]) if r["fraction_of_model"] else "-"] for r in R["pipeline"]])
     for k, v in R["gpu"].items():
         print(f"{k}: {v if isinstance(v, str) else num(v)}")

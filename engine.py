@@ -233,9 +233,11 @@ def to_input(batch, device, mean, std):
     return x, batch["label"].to(device, non_blocking=True)
 
 
-def run_epoch(model, loader, device, mean, std, failures, optimizer=None, desc="", rank=0):
+def run_epoch(model, loader, device, mean, std, failures, optimizer=None, desc="", rank=0, copy_ahead=False):
     """One pass over `loader`: trains when an optimizer is given, else evaluates (clip-level).
 
+    `copy_ahead`: copy each worker-decoded batch to the device one step ahead, on a side stream
+    (benchmark.py measures it against the default, the copy in the training stream).
     Returns {"loss", "acc", "n"} averaged over all processes.
     """
     training = optimizer is not None
@@ -243,8 +245,8 @@ def run_epoch(model, loader, device, mean, std, failures, optimizer=None, desc="
     # Sums stay on the device and are read every 20 steps: reading them each step would make the CPU
     # wait for the GPU, so it could not prepare (or, with --decode device, decode) the next batch meanwhile.
     loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
-    if getattr(loader.dataset, "decode", "worker") == "device":  # the workers only read JPEG bytes
-        loader = hf.DecodeAhead(loader, device)
+    if getattr(loader.dataset, "decode", "worker") == "device" or copy_ahead:  # device: workers only read JPEGs
+        loader = hf.DeviceAhead(loader, device, copy=copy_ahead)
     bar = tqdm(loader, desc=desc, leave=False, disable=rank != 0, dynamic_ncols=True)
     with torch.set_grad_enabled(training):
         for step, batch in enumerate(bar):

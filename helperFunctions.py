@@ -600,16 +600,17 @@ def decode_on_device(batch, device):
             "label": batch["label"][keep], "index": batch["index"][keep], "failed": batch["failed"]}
 
 
-class DecodeAhead:
-    """Iterate a `--decode device` loader with every batch decoded by `decode_on_device` one step
-    ahead, in a thread (on its own CUDA stream on a GPU): batch k+1 is read and decoded (nvJPEG's
-    host-side work included) while the model trains on batch k, rather than queued behind it.
+class DeviceAhead:
+    """Iterate a loader with every batch put on the device one step ahead, in a thread (on its own
+    CUDA stream on a GPU): batch k+1 is read and decoded (`--decode device`: `decode_on_device`,
+    nvJPEG's host-side work included) or copied (`--decode worker`, with `copy=True`) while the model
+    trains on batch k, rather than queued behind it in the training stream.
     """
 
     _END = object()
 
-    def __init__(self, loader, device, depth=2):
-        self.loader, self.device, self.depth = loader, device, depth
+    def __init__(self, loader, device, depth=2, copy=False):
+        self.loader, self.device, self.depth, self.copy = loader, device, depth, copy
 
     def __len__(self):
         return len(self.loader)
@@ -631,6 +632,8 @@ class DecodeAhead:
                 for batch in self.loader:
                     if "jpeg" in batch:
                         batch = decode_on_device(batch, self.device)
+                    elif self.copy:
+                        batch["video"] = batch["video"].to(self.device, non_blocking=True)
                     if stream is not None:
                         batch["ready"] = torch.cuda.Event()
                         batch["ready"].record(stream)

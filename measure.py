@@ -185,7 +185,7 @@ def model_setup(args, device, kind, train=True, channels_last=True):
     return net, torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
 
 
-def pipeline_rate(args, device, paths, kind, decode, workers, batch, n):
+def pipeline_rate(args, device, paths, kind, decode, workers, batch, n, copy_ahead=False):
     """Training samples/s fed by the real loader: ClipDataset(decode=...) + make_loader with `workers`
     workers, through engine.run_epoch (decoding on the device when asked, normalize, forward, backward,
     Adam). Timed over the second of two epochs of n samples, so worker start-up is left out."""
@@ -200,7 +200,7 @@ def pipeline_rate(args, device, paths, kind, decode, workers, batch, n):
         loader.sampler.set_epoch(epoch)
         sync(device)
         t = time.perf_counter()
-        r = engine.run_epoch(net, loader, device, mean, std, failures, opt, rank=1)
+        r = engine.run_epoch(net, loader, device, mean, std, failures, opt, rank=1, copy_ahead=copy_ahead)
         sync(device)
     if failures.count:
         raise RuntimeError(f"{failures.count} samples failed to load in the pipeline benchmark")
@@ -218,15 +218,18 @@ def measure_pipeline(R, sets, args, device, save):
         # GPU: epochs of the assignment's size, since each epoch start waits for the workers' first batches
         n = A["train"] if gpu else 2 * batch
         # the training scripts' default --workers is min(8, cores): does decoding on the device need more?
-        for decode, w in [("worker", args.workers), ("device", args.workers)] + [("device", 8)] * (args.workers > 8):
+        # copy ahead: the workers' batches copied to the device in a thread (a lever, off in training)
+        W = args.workers
+        for decode, w, ahead in [("worker", W, False), ("worker", W, True), ("device", W, False)] + \
+                [("device", 8, False)] * (W > 8):
             if time.time() > args.deadline - 4 * n / alone.get(kind, 1) - 20:
-                R["skipped"].append(f"pipeline {kind}/{decode}/{w} workers: out of --budget-s")
+                R["skipped"].append(f"pipeline {kind}/{decode}{' copy ahead' * ahead}/{w} workers: out of --budget-s")
                 continue
-            rate = pipeline_rate(args, device, sets[name]["jpeg"], kind, decode, w, batch, n)
-            R["pipeline"].append(dict(set=name, kind=kind, decode=decode, batch=batch, size=args.size,
-                                      workers=w, samples_per_s=rate, model_alone_per_s=alone.get(kind),
+            rate = pipeline_rate(args, device, sets[name]["jpeg"], kind, decode, w, batch, n, ahead)
+            R["pipeline"].append(dict(set=name, kind=kind, decode=decode, copy_ahead=ahead, batch=batch,
+                                      size=args.size, workers=w, samples_per_s=rate, model_alone_per_s=alone.get(kind),
                                       fraction_of_model=rate / alone[kind] if kind in alone else None))
-            print(f"  pipeline {kind}, decode {decode}, {w} workers: {rate:.4g}/s", flush=True)
+            print(f"  pipeline {kind}, decode {decode}{', copy ahead' * ahead}, {w} workers: {rate:.4g}/s", flush=True)
             save()
 
 

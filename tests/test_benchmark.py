@@ -37,7 +37,8 @@ def test_benchmark_tiny(tmp_path, capsys):
         {("jpeg", k) for k in ("bytes for --decode device", "16 JPEGs, cv2.imdecode", "16 JPEGs, simplejpeg")}
     assert [r["set"] for r in R["jpeg_decoder"]] == ["toy"]
     # training fed by the real loader, both decode paths, next to the model alone
-    assert {(r["kind"], r["decode"]) for r in R["pipeline"]} == {(k, d) for k in ("2d", "3d") for d in ("worker", "device")}
+    assert {(r["kind"], r["decode"], r["copy_ahead"]) for r in R["pipeline"]} == \
+        {(k, d, a) for k in ("2d", "3d") for d, a in (("worker", False), ("worker", True), ("device", False))}
     assert set(R["derived"]["end_to_end"]) == {"2d", "3d"}
     assert len(R["seek"]) == 1
     assert [m["name"] for m in R["models"]] == benchmark.MODEL_KEYS

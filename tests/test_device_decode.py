@@ -109,18 +109,18 @@ def test_training_with_device_decode_matches_workers(toy_root, tmp_path):
         assert loss["device"] == pytest.approx(loss["worker"], rel=5e-3), (col, loss)
 
 
-def test_decode_ahead_thread(tmp_path, write_video, monkeypatch):
+def test_device_ahead_thread(tmp_path, write_video, monkeypatch):
     """The look-ahead thread yields every batch decoded, stops when the loop stops early, and hands
     its errors to the training thread."""
     import threading
     frames = np.random.default_rng(1).integers(0, 255, (20, 24, 32, 3))
     paths = [write_video(tmp_path, f"v_Cls{k}_g01_c01", frames, fmt="jpeg") for k in range(5)]
     loader = hf.make_loader(hf.ClipDataset(paths, range(5), True, 8, 4, decode="device"), 2, False, 0)
-    batches = list(hf.DecodeAhead(loader, CPU))
+    batches = list(hf.DeviceAhead(loader, CPU))
     assert [b["label"].tolist() for b in batches] == [[0, 1], [2, 3], [4]]
     assert all(b["video"].shape[1:] == (4, 8, 8, 3) and "jpeg" not in b for b in batches)
     before = threading.active_count()
-    it = iter(hf.DecodeAhead(loader, CPU))
+    it = iter(hf.DeviceAhead(loader, CPU))
     next(it)
     it.close()  # a loop left early (an exception, Ctrl-C): the thread ends with it
     assert threading.active_count() == before
@@ -129,4 +129,18 @@ def test_decode_ahead_thread(tmp_path, write_video, monkeypatch):
         raise ValueError("boom")
     monkeypatch.setattr(hf, "decode_on_device", boom)
     with pytest.raises(ValueError, match="boom"):
-        list(hf.DecodeAhead(loader, CPU))
+        list(hf.DeviceAhead(loader, CPU))
+
+
+def test_device_ahead_copies_worker_batches(tmp_path, write_video):
+    """With copy=True, the workers' decoded batches come through whole, in order and on the given
+    device (the "meta" device stands in for a GPU: the copy happens, with no data moved)."""
+    frames = np.random.default_rng(2).integers(0, 255, (20, 24, 32, 3))
+    paths = [write_video(tmp_path, f"v_Cls{k}_g01_c01", frames, fmt="jpeg") for k in range(5)]
+    loader = hf.make_loader(hf.ClipDataset(paths, range(5), True, 8, 4), 2, False, 0)
+    direct, ahead = list(loader), list(hf.DeviceAhead(loader, CPU, copy=True))
+    assert [b["label"].tolist() for b in ahead] == [[0, 1], [2, 3], [4]]
+    assert all(torch.equal(a["video"], b["video"]) for a, b in zip(direct, ahead))
+    moved = list(hf.DeviceAhead(loader, torch.device("meta"), copy=True))
+    assert [(b["video"].device.type, b["video"].shape) for b in moved] == \
+        [("meta", a["video"].shape) for a in direct] and all(b["label"].device == CPU for b in moved)
