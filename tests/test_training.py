@@ -57,12 +57,32 @@ def args_3d(root, out, *extra):
          "--device", "cpu", "--lr", "1e-3", *map(str, extra)])
 
 
+STARTED = []  # processes started by cli(), killed after each test (a failed test leaves none running)
+
+
+@pytest.fixture(autouse=True)
+def kill_started():
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(60)
+
+
 def cli(script, args, tmp, name):
     """Start `python script args` in its own session (so a signal reaches it like a Ctrl-C reaches a
     terminal's process group) with output in files (a full pipe would block it)."""
     out, err = open(tmp / f"{name}.out", "w"), open(tmp / f"{name}.err", "w")
-    return subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=REPO, env=ENV,
-                            stdout=out, stderr=err, start_new_session=True)
+    # A shell's background job (`make test &`) starts with SIGINT ignored, which children inherit, and
+    # then Ctrl-C does nothing. A Python handler is reset to the default by exec: the child gets Ctrl-C.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        STARTED.append(subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=REPO, env=ENV,
+                                        stdout=out, stderr=err, start_new_session=True))
+    finally:
+        signal.signal(signal.SIGINT, old)
+    return STARTED[-1]
 
 
 def read(tmp, name):
