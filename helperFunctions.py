@@ -422,7 +422,7 @@ def load_clip_jpeg(path, augment, frames, rng):
             raise VideoReadError(real, "decoding on the device needs a 'jpeg' dataset (compact store); "
                                        "this file holds raw frames")
         idx = clip_indices(len(ds), frames, rng) if len(ds) else np.zeros(0, dtype=np.int64)
-        uniq, order = np.unique(idx, return_inverse=True)
+        uniq, order = _unique_indices(real, idx)
         bufs = _jpeg_span(ds, uniq)[order]
         height, width = int(ds.file.attrs.get("height", 0)), int(ds.file.attrs.get("width", 0))
     if not len(bufs):

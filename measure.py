@@ -105,6 +105,12 @@ def evict(path):
         os.close(fd)
 
 
+def jpeg_bytes(path, n=None):
+    """The JPEG byte strings of a compact-store video's first n frames (all when None)."""
+    with h5py.File(hf.resolve_video(path)[1], "r") as h:
+        return h["jpeg"][:n]
+
+
 def measure_data(R, sets, args, save, gpu=False):
     for name, fmts in sets.items():
         for fmt, ps in fmts.items():
@@ -138,11 +144,8 @@ def measure_data(R, sets, args, save, gpu=False):
         avi = iter([(p, hf.clip_indices(hf.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3])
         calls["jpeg", "bytes for --decode device"] = lambda: hf.load_clip_jpeg(next(it["jpeg"]), True, 16, rng)
         calls["avi", "seek"] = lambda: hf.read_frames(*next(avi))
-        bufs = []  # the JPEG decoder lever: the same 16-frame clips through cv2.imdecode and simplejpeg
-        for p in fmts["jpeg"]:
-            with h5py.File(hf.resolve_video(p)[1], "r") as h:
-                bufs.append(h["jpeg"][:A["clip"]])
-        jb = iter(bufs * 10**4)
+        # the JPEG decoder lever: the same 16-frame clips through cv2.imdecode and simplejpeg
+        jb = iter([jpeg_bytes(p, A["clip"]) for p in fmts["jpeg"]] * 10**4)
         calls["jpeg", "16 JPEGs, cv2.imdecode"] = lambda: [cv2.imdecode(b, cv2.IMREAD_COLOR_RGB) for b in next(jb)]
         calls["jpeg", "16 JPEGs, simplejpeg"] = lambda: hf._decode_all(next(jb), "", np.arange(A["clip"]))
         calls["avi", "decode all"] = lambda: (lambda p, i: hf.read_frames(p)[i])(*next(avi))
@@ -324,10 +327,7 @@ def gpu_levers(R, sets, device, seconds):
         R["gpu"][f"h2d_{name}_GBps"] = x.nbytes / s / 1e9
     try:
         from torchvision.io import decode_jpeg
-        bufs = []
-        for p in next(iter(sets.values()))["jpeg"]:
-            with h5py.File(hf.resolve_video(p)[1], "r") as h:
-                bufs += [torch.from_numpy(b) for b in h["jpeg"][:]]
+        bufs = [torch.from_numpy(b) for p in next(iter(sets.values()))["jpeg"] for b in jpeg_bytes(p)]
         batch = (bufs * (512 // len(bufs) + 1))[:512]
         s = timed_calls(lambda: (decode_jpeg(batch, device=device), sync(device)), seconds)
         R["gpu"].update(nvjpeg_frames_per_s=512 / s, nvjpeg_set=next(iter(sets)))
