@@ -59,6 +59,7 @@ MOTION_SIZE, MOTION_SPEED, SPIN_RATE, ZOOM_RATE = (0.1, 0.15), (0.05, 0.08), (0.
 # the flip keeps.
 DRIFT = 0.6
 N_OBJECTS = 3
+META_FILE = "toy_classes.json"  # what was generated: classes, motion pairs, frame counts, quirks
 PROGRESS_MIN_VIDEOS = 500  # a progress bar for sets that take a while to write
 SPLIT_FILES = ["classInd.txt"] + [f"{k}list0{s}.txt" for k in ("train", "test") for s in (1, 2, 3)]
 
@@ -305,8 +306,7 @@ def make_toy(out="data/toy", seed=0, classes=12, groups=7, clips=3, frames=40, w
     if groups < 3 or clips < 1 or frames < 2:
         raise ValueError(f"need groups >= 3 (three splits), clips >= 1, frames >= 2; got {groups}, {clips}, {frames}")
     config = dict(seed=seed, classes=classes, groups=groups, clips=clips, frames=frames, width=width, height=height)
-    meta_path, split_dir = out / "toy_classes.json", out / "ucfTrainTestlist"
-    done = _check_existing(out, meta_path, split_dir, config, force)
+    done = _check_existing(out, config, force)
     if done:
         return done
     class_list = select_classes(classes)
@@ -324,7 +324,7 @@ def make_toy(out="data/toy", seed=0, classes=12, groups=7, clips=3, frames=40, w
                    test_sizes=[len(lists[f"testlist0{s}.txt"]) for s in (1, 2, 3)], mb=round(sum(sizes) / 2**20, 2))
     meta = dict(config=config, classes=class_info(class_list), pairs=summary["pairs"], summary=summary,
                 n_frames={v["name"]: v["n_frames"] for v in videos})
-    _finish(out, meta_path, split_dir, meta, lists)
+    _finish(out, meta, lists)
     summary = dict(summary, out=str(out), skipped=False, seconds=round(time.time() - t0, 1))
     print(f"toy UCF-101 at {out}: {len(class_list)} classes ({len(summary['pairs'])} motion pairs), {len(videos)} "
           f"videos ({summary['short_clips']} under 16 frames), {summary['mb']} MB, {summary['seconds']} s")
@@ -333,9 +333,10 @@ def make_toy(out="data/toy", seed=0, classes=12, groups=7, clips=3, frames=40, w
     return summary
 
 
-def _check_existing(out, meta_path, split_dir, config, force):
+def _check_existing(out, config, force):
     """The summary of a complete set made with `config` at `out` (nothing to do), else None after
     removing its split files, so that a run interrupted from here on is seen as incomplete."""
+    meta_path, split_dir = out / META_FILE, out / "ucfTrainTestlist"
     if split_dir.exists() and not meta_path.exists():  # e.g. --out pointing at the real dataset
         raise FileExistsError(f"{split_dir} exists without {meta_path.name}: not a toy dataset, not overwriting")
     if not force and meta_path.exists() and all((split_dir / f).exists() for f in SPLIT_FILES):
@@ -361,9 +362,10 @@ def _run_jobs(jobs, workers, desc="write videos"):
         return list(tqdm(ex.map(write_video, jobs, chunksize=max(1, min(64, len(jobs) // (8 * workers)))), **bar))
 
 
-def _finish(out, meta_path, split_dir, meta, lists):
+def _finish(out, meta, lists):
     """Write toy_classes.json, then the split files (CRLF like the official ones) last: testlist03
     written last marks the set complete."""
+    meta_path, split_dir = out / META_FILE, out / "ucfTrainTestlist"
     meta_path.write_text(json.dumps(meta, indent=1))
     split_dir.mkdir(parents=True, exist_ok=True)
     for f in SPLIT_FILES:
@@ -528,8 +530,7 @@ def make_like_ucf101(out="data/rehearsal", lists=None, seed=0, frames=40, width=
         videos = cap_per_class(videos, max_per_class)
     config = dict(like_ucf101=True, lists=str(lists) if lists else None, seed=seed, frames=frames,
                   width=width, height=height, max_per_class=max_per_class)
-    meta_path, split_dir = out / "toy_classes.json", out / "ucfTrainTestlist"
-    done = _check_existing(out, meta_path, split_dir, config, force)
+    done = _check_existing(out, config, force)
     if done:
         return done
     specs = like_ucf101_specs(class_list)
@@ -558,7 +559,7 @@ def make_like_ucf101(out="data/rehearsal", lists=None, seed=0, frames=40, width=
     meta = dict(config=config, classes=info, pairs=pairs, summary=summary,
                 n_frames={v["name"]: v["n_frames"] for v in plan},
                 quirks={v["name"]: v["quirk"] for v in plan if v["quirk"]})
-    _finish(out, meta_path, split_dir, meta, lists_out)
+    _finish(out, meta, lists_out)
     summary = dict(summary, out=str(out), skipped=False, seconds=round(time.time() - t0, 1))
     print(f"UCF-101-like set at {out}: {len(class_list)} classes ({len(pairs)} motion pairs), {len(plan)} videos "
           f"({summary['short_clips']} under 16 frames, quirks {summary['quirks']}, {summary['ntsc']} at 29.97 fps), "

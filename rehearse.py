@@ -33,10 +33,10 @@ def parse_args(argv=None):
     p.add_argument("--max-per-class", type=int, default=None, help="at most this many videos per class "
                                                                     "(a reduced rehearsal; default: all)")
     p.add_argument("--frames", type=int, default=40, help="median video length in frames (UCF-101's / 4)")
-    p.add_argument("--size", type=int, default=32, help="input height and width of the single-frame model")
-    p.add_argument("--size-3d", type=int, default=16, help="input height and width of the 3D model")
+    p.add_argument("--size", type=int, default=16, help="input height and width of both models")
+    # The 3D model learns the motion-only pairs from its third epoch on (appearance comes first).
     p.add_argument("--epochs-2d", type=int, default=2)
-    p.add_argument("--epochs-3d", type=int, default=2)
+    p.add_argument("--epochs-3d", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes per phase")
     return p.parse_args(argv)
@@ -47,8 +47,11 @@ def run_phase(name, script, argv):
     phase ends the rehearsal with its name (its own message is printed just above)."""
     cmd = [sys.executable, str(REPO / script)] + [str(a) for a in argv]
     print(f"\n=== {name}: {' '.join(cmd[1:])}", flush=True)
+    # Passive OpenMP waits: PyTorch's threads sleep instead of spinning while the loader processes
+    # decode on the same few cores (spinning threads made CPU testing several times slower).
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     t0 = time.time()
-    if subprocess.run(cmd, cwd=REPO).returncode != 0:
+    if subprocess.run(cmd, cwd=REPO, env=env).returncode != 0:
         raise SystemExit(f"rehearsal stopped: the {name} phase failed (its message is above); fix it and run "
                          f"the same command again: finished phases are reused")
     return time.time() - t0
@@ -78,7 +81,7 @@ def main(args):
     small_2d = ["--weights", "none", "--arch", "resnet18", "--train-from", "all", "--size", args.size,
                 "--epochs", args.epochs_2d, "--batch-size", 64, "--lr", 1e-3]
     small_3d = ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--train-from", "all", "--layer4-blocks", 1,
-                "--size", args.size_3d, "--epochs", args.epochs_3d, "--batch-size", 32, "--lr", 1e-3]
+                "--size", args.size, "--epochs", args.epochs_3d, "--batch-size", 32, "--lr", 1e-3]
     seconds = run_phase("train single frame", "train_single_frame.py", common + small_2d + ["--out", sf, "--resume"])
     phases.append((f"train single frame ({args.epochs_2d} epochs)", seconds, n_train * args.epochs_2d))
     seconds = run_phase("train 3D", "train_3d.py", common + small_3d + ["--out", td, "--resume"])

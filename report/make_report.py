@@ -5,7 +5,7 @@ Usage:
     python report/make_report.py --results runs/combined --out report/report.pdf
 
 Reads <results>/results.json and <results>/confusion_{single_frame,3d,fused}.npy; writes the PDF, a
-Markdown twin next to it (same name, .md) and the figures as PNG in <out dir>/figures/ for the Markdown.
+Markdown twin next to it (same name, .md) and the figures as PNG in <out dir>/<name>_figures/ for the Markdown.
 All numbers are video-level. Observations are generated from the data; the Discussion is left to the student.
 """
 import argparse
@@ -337,7 +337,8 @@ def main(args):
     with open(os.path.join(args.results, "results.json")) as f:
         results = json.load(f)
     cms = {k: np.load(os.path.join(args.results, f"confusion_{k}.npy")) for k in MODELS}
-    fig_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), "figures")
+    figs = os.path.splitext(os.path.basename(args.out))[0] + "_figures"  # one folder per report: no overwrites
+    fig_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), figs)
     os.makedirs(fig_dir, exist_ok=True)
     label, obs = names(results), observations(results)
     toy = "Toy " if "motion_pairs" in results else ""
@@ -364,13 +365,13 @@ def main(args):
         for k in MODELS:
             save(confusion_page(cms[k], results["class_list"], f"Confusion matrix: {label[k]}"),
                  f"confusion_{k}.png", dpi=150)
-            md += [f"![Confusion matrix: {label[k]}](figures/confusion_{k}.png)", ""]
+            md += [f"![Confusion matrix: {label[k]}]({figs}/confusion_{k}.png)", ""]
             block = confusion_block_page(cms[k], results["class_list"], f"Confusion matrix: {label[k]}")
             if block is not None:
                 save(block, f"confusion_{k}_block.png", dpi=130)
-                md += [f"![Most confused classes: {label[k]}](figures/confusion_{k}_block.png)", ""]
+                md += [f"![Most confused classes: {label[k]}]({figs}/confusion_{k}_block.png)", ""]
         save(per_class_page(results), "per_class.png")
-        md += ["## Per-class accuracy: single-frame vs 3D", "", "![per-class](figures/per_class.png)", ""]
+        md += ["## Per-class accuracy: single-frame vs 3D", "", f"![per-class]({figs}/per_class.png)", ""]
         md += md_tables(gain_tables(results))
         for k in MODELS:
             save(text_page(f"{label[k]}: classes", [], model_tables(results["models"][k])))

@@ -129,4 +129,4 @@ def test_report(fake, tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "video-level" in md and "## Discussion" in md and "[Student:" in md
     for name in MODELS:
-        assert (tmp_path / "figures" / f"confusion_{name}.png").is_file()
+        assert (tmp_path / "report_figures" / f"confusion_{name}.png").is_file()

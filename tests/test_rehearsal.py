@@ -99,7 +99,7 @@ def rehearsal(split_dir, tmp_path_factory):
     toy.make_like_ucf101(data, lists=split_dir, frames=20, max_per_class=PER_CLASS, workers=2)
     cmd = [sys.executable, str(REPO / "rehearse.py"), "--data-root", data, "--run", run,
            "--report", tmp / "rehearsal.pdf", "--max-per-class", PER_CLASS, "--frames", 20, "--size", 16,
-           "--size-3d", 16, "--epochs-2d", 1, "--epochs-3d", 1, "--workers", 2]
+           "--epochs-2d", 1, "--epochs-3d", 1, "--workers", 2]
     r = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return {"data": data, "run": run, "pdf": tmp / "rehearsal.pdf", "stdout": r.stdout, "stderr": r.stderr,
@@ -141,7 +141,7 @@ def test_rehearsal_report_pages(rehearsal):
     assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 12
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)
     assert len(boxes) == 12 and {(round(float(w)), round(float(h))) for w, h in boxes} == {(612, 792)}  # letter
-    assert md.count("figures/confusion_") == 6 and md.count("_block.png") == 3
+    assert md.count("rehearsal_figures/confusion_") == 6 and md.count("_block.png") == 3
     methods = md.split("## Methods")[1].split("##")[0]
     assert "split 1" in methods and "trained for 1 epoch from all" in methods
     assert "16-frame windows every 8 frames" in methods and "checkpoint" in methods
