@@ -265,19 +265,22 @@ def _write_mpeg4(path, frames, fps, quirk):
         os.replace(path[:-4] + ".m4v", path)
         return
     _write(path, frames, "XVID", fps)
-    if quirk in ("no_count", "bad_count"):
-        _patch_avi_frame_count(path, 0 if quirk == "no_count" else BAD_FRAME_COUNT)
+    _patch_avi(path, AVI_TAG, {"no_count": 0, "bad_count": BAD_FRAME_COUNT}.get(quirk))
 
 
-def _patch_avi_frame_count(path, count):
-    """Overwrite the frame counts of an AVI's main header (avih dwTotalFrames) and video stream
-    header (strh dwLength): what OpenCV reports as CAP_PROP_FRAME_COUNT."""
+def _patch_avi(path, tag, count=None):
+    """Set an AVI's video codec tag (strh fccHandler and the BITMAPINFOHEADER's biCompression: FFmpeg
+    writes FMP4 whatever was asked, UCF-101's files say XVID) and, when given, overwrite its frame counts
+    (avih dwTotalFrames and strh dwLength: what OpenCV reports as CAP_PROP_FRAME_COUNT)."""
     data = bytearray(Path(path).read_bytes())
-    avih, strh = data.find(b"avih"), data.find(b"strh")
-    if avih < 0 or strh < 0 or data[strh + 8:strh + 12] != b"vids":
+    avih, strh, strf = data.find(b"avih"), data.find(b"strh"), data.find(b"strf")
+    if min(avih, strh, strf) < 0 or data[strh + 8:strh + 12] != b"vids":
         raise RuntimeError(f"{path}: no AVI main or video stream header to patch")
-    struct.pack_into("<I", data, avih + 8 + 16, count)  # after the chunk id and size: the 5th field
-    struct.pack_into("<I", data, strh + 8 + 32, count)  # fccType, fccHandler, flags, ..., dwLength
+    data[strh + 12:strh + 16] = tag  # after the chunk id, its size and fccType
+    data[strf + 8 + 16:strf + 8 + 20] = tag  # biSize, biWidth, biHeight, biPlanes + biBitCount, then this
+    if count is not None:
+        struct.pack_into("<I", data, avih + 8 + 16, count)  # the 5th field of the main header
+        struct.pack_into("<I", data, strh + 8 + 32, count)  # fccType, fccHandler, flags, ..., dwLength
     Path(path).write_bytes(data)
 
 
@@ -404,6 +407,7 @@ PATTERNS = ["flat", "grad", "stripes"]
 QUIRKS = ("gray", "size", "raw", "no_count", "bad_count")
 QUIRK_FRACTION = 0.02
 ODD_SIZES = [(88, 66), (72, 54), (96, 56)]
+AVI_TAG = b"XVID"  # the codec tag of UCF-101's files
 BAD_FRAME_COUNT = 2**31 - 1  # what a broken header can claim (real UCF-101 files report worse)
 NTSC_FPS, NTSC_FRACTION = 30000 / 1001, 0.2  # some UCF-101 videos are 29.97 fps
 # UCF-101's clip lengths are log-normal-like around a median of ~165 frames (29 to 1,776): the median
