@@ -219,8 +219,39 @@ def _decode_all(bufs, path, keys):
     return frames
 
 
-def _avi_frame_count(cap):
-    return int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+# A container's frame count above this is bogus (11 hours at 25 fps; UCF-101's longest clip has 1,776
+# frames): a raw MPEG-4 elementary stream under an .avi name reports e.g. -192153584101141, or 0.
+MAX_PLAUSIBLE_FRAMES = 10**6
+_DECODED_COUNTS = {}  # (path, mtime_ns, size) -> frames counted by decoding, for implausible headers
+
+
+def _plausible(n):
+    return 0 < n <= MAX_PLAUSIBLE_FRAMES
+
+
+def _file_key(path):
+    st = os.stat(path)
+    return os.path.realpath(path), st.st_mtime_ns, st.st_size
+
+
+def _avi_frame_count(path, cap):
+    """Frames of an open AVI: its header's count where plausible, else counted by decoding the file
+    once (remembered for this process, keyed by path, mtime and size), so that counting, training
+    and testing give one file one verdict."""
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    if _plausible(n):
+        return n
+    key = _file_key(path)
+    if key not in _DECODED_COUNTS:
+        counter = cv2.VideoCapture(path)
+        try:
+            n = 0
+            while counter.grab():
+                n += 1
+        finally:
+            counter.release()
+        _DECODED_COUNTS[key] = n
+    return _DECODED_COUNTS[key]
 
 
 def _read_avi(path, indices):
@@ -228,24 +259,26 @@ def _read_avi(path, indices):
 
     For a clip, seek to its first frame (FFmpeg decodes forward from the previous keyframe, which
     is frame-exact and several times faster than decoding from the start for late clips; the
-    benchmark measures it), then decode in order, converting only the frames asked for.
+    benchmark measures it), then decode in order, converting only the frames asked for. A file
+    whose header gives no plausible frame count (a raw MPEG-4 stream) is read from the start.
     """
     cap = cv2.VideoCapture(path)
     try:
         if not cap.isOpened():
             raise VideoReadError(path, "OpenCV cannot open this video (empty, corrupt or not a video)")
-        n_header = _avi_frame_count(cap)
+        seekable = _plausible(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+        n_header = _avi_frame_count(path, cap)
         last = n_header - 1 if indices is None else indices[-1]
         wanted = None if indices is None else set(indices)
         i = 0
-        if indices and indices[0] > 0 and n_header > indices[0]:
+        if indices and indices[0] > 0 and seekable and n_header > indices[0]:
             cap.set(cv2.CAP_PROP_POS_FRAMES, indices[0])
             i = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
             if i != indices[0]:  # the backend could not seek exactly: decode from the start
                 cap.release()
                 cap, i = cv2.VideoCapture(path), 0
         frames = {}
-        while i <= last or (indices is None and n_header <= 0):
+        while i <= last:
             if not cap.grab():
                 break
             if wanted is None or i in wanted:
@@ -265,16 +298,17 @@ def _read_avi(path, indices):
 
 
 def count_frames(path):
-    """Number of frames of a video (any format)."""
+    """Number of frames of a video (any format): the AVI header's count where plausible, else the
+    frames decoded (once per file and process)."""
     fmt, real = resolve_video(path)
     if fmt == "avi":
         cap = cv2.VideoCapture(real)
         try:
-            n = _avi_frame_count(cap) if cap.isOpened() else 0
+            n = _avi_frame_count(real, cap) if cap.isOpened() else 0
         finally:
             cap.release()
         if n <= 0:
-            raise VideoReadError(real, "OpenCV cannot open this video or it reports no frames")
+            raise VideoReadError(real, "OpenCV cannot open this video or it has no frames")
         return n
     with _open_h5(real) as (_, ds):
         n = len(ds)

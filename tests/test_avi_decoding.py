@@ -1,0 +1,118 @@
+"""AVI decoding: files whose container reports no or a bogus frame count, and frame-exact clips.
+
+A raw MPEG-4 elementary stream saved under an .avi name (UCF-101 rehearsal sets and some real
+downloads have them) makes FFmpeg report a bogus frame count (-192153584101141, or 0). One file must
+get one verdict everywhere: counting, training clips and whole-video testing.
+
+Usage: .venv/bin/pytest -q tests/test_avi_decoding.py
+"""
+import os
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+import helperFunctions as hf
+from conftest import canonical_path
+
+N_FRAMES, W, H, GOP = 40, 80, 64, 12  # a GOP longer than one frame: inter frames, as in UCF-101
+
+
+def moving_frames(n, seed=0):
+    """uint8 RGB (n, H, W, 3): a bright square that moves 2 px per frame over noise, so that every
+    frame differs from its neighbours (a frame off by one is caught)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 80, (H, W, 3), dtype=np.uint8)
+    out = np.repeat(base[None], n, axis=0)
+    for t in range(n):
+        x = (2 * t) % (W - 16)
+        out[t, 20:36, x:x + 16] = (230, 200, 40)
+    return out
+
+
+def write_raw_mpeg4(path, frames, fps=25):
+    """Encode RGB frames (T, H, W, 3) as MPEG-4 Part 2 and write the bare elementary stream (no
+    container: FFmpeg's 'm4v' muxer) to `path`, whatever its extension."""
+    out = av.open(str(path), "w", format="m4v")
+    try:
+        s = out.add_stream("mpeg4", rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.codec_context.gop_size = GOP
+        for f in frames:
+            out.mux(s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
+        out.mux(s.encode())
+    finally:
+        out.close()
+
+
+def decode_one_by_one(path):
+    """Every frame of a video, decoded in order from the start by OpenCV (independent of our
+    reader): uint8 RGB (T, H, W, 3)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frames.append(bgr[:, :, ::-1])
+    finally:
+        cap.release()
+    return np.stack(frames)
+
+
+@pytest.fixture
+def raw_stream(tmp_path):
+    """A data root holding one raw MPEG-4 stream as UCF-101/Cls/v_Cls_g01_c01.avi; returns its path."""
+    path = canonical_path(tmp_path, "v_RawStream_g01_c01")
+    os.makedirs(os.path.dirname(path))
+    write_raw_mpeg4(path, moving_frames(N_FRAMES))
+    return path
+
+
+def test_raw_stream_header_is_bogus(raw_stream):
+    """The premise: the container's count is implausible (else the tests below test nothing)."""
+    cap = cv2.VideoCapture(raw_stream)
+    n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    cap.release()
+    assert n <= 0 or n > hf.MAX_PLAUSIBLE_FRAMES, n
+
+
+def test_raw_stream_counted_and_read(raw_stream):
+    seq = decode_one_by_one(raw_stream)
+    assert len(seq) == N_FRAMES
+    assert hf.count_frames(raw_stream) == len(seq)
+    assert hf.count_frames(raw_stream) == len(seq)  # remembered, same answer
+    assert np.array_equal(hf.read_frames(raw_stream), seq)
+    for start in (0, 7, N_FRAMES - 16):
+        assert np.array_equal(hf.read_frames(raw_stream, np.arange(start, start + 16)), seq[start:start + 16])
+    idx = [30, 2, 2, 39, 0]
+    assert np.array_equal(hf.read_frames(raw_stream, idx), seq[idx])
+    with pytest.raises(hf.VideoReadError, match=raw_stream):
+        hf.read_frames(raw_stream, [N_FRAMES])
+
+
+def test_raw_stream_training_clip(raw_stream):
+    """A training clip loads from it, and is the clip the same random draws pick from the frames
+    decoded one by one."""
+    seq = decode_one_by_one(raw_stream)
+    for seed in range(3):
+        clip, brightness = hf.load_clip_uint8(raw_stream, True, 32, 16, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        idx = hf.clip_indices(len(seq), 16, rng)
+        aug = hf.draw_augment(rng, H, W)
+        assert np.array_equal(clip, hf.apply_augment(seq[idx], aug, 32)) and brightness == aug.brightness
+    sample = hf.ClipDataset([raw_stream], [0], augment=True, size=32, frames=16)[0]
+    assert "failed" not in sample, sample.get("error")
+    assert tuple(sample["video"].shape) == (16, 32, 32, 3)
+    frame = hf.FrameDataset([raw_stream], [0], augment=False, size=32)[0]
+    assert tuple(frame["video"].shape) == (32, 32, 3)
+
+
+def test_count_remembered_per_file_version(raw_stream):
+    """The remembered count belongs to the file's version: rewritten shorter, it is counted again."""
+    assert hf.count_frames(raw_stream) == N_FRAMES
+    write_raw_mpeg4(raw_stream, moving_frames(N_FRAMES // 2, seed=1))
+    os.utime(raw_stream, ns=(0, 10**9))  # a new mtime even on a coarse-clock file system
+    assert hf.count_frames(raw_stream) == N_FRAMES // 2 == len(decode_one_by_one(raw_stream))
