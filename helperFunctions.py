@@ -282,10 +282,11 @@ def _seekable(container, stream):
     """Whether a decoded frame's timestamp is its frame number, so that a seek lands where we know:
     an AVI (one timestamp tick per frame) whose decoder reorders nothing. Packed-bitstream DivX
     (two of the four real clips) has B-frames and timestamps that run 1, 2, 4, 3, 5, ...: such files
-    are read from the start, counting frames, like a raw stream (no index to seek by)."""
+    are read from the start, counting frames, like a raw stream (no index to seek by) and any file
+    whose header count is implausible (a broken header: its index is not trusted either)."""
     rate, tb = stream.average_rate, stream.time_base
     return (container.format.name == "avi" and not stream.codec_context.has_b_frames
-            and rate is not None and tb is not None and rate * tb == 1)
+            and _header_frames(stream) is not None and rate is not None and tb is not None and rate * tb == 1)
 
 
 def _collect(path, container, stream, want, n, i):
@@ -382,7 +383,7 @@ def _read_avi(path, container, stream, n, keys):
     return _collect(path, container, stream, want, n, 0)
 
 
-def count_frames(path):
+def count_frames(path: str) -> int:
     """Number of frames of a video (any format): an AVI's header count where plausible, else the
     frames decoded (once per file and process)."""
     fmt, real = resolve_video(path)

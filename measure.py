@@ -157,7 +157,8 @@ def pyav_pts_frames(path, indices):
                 out[frame.pts] = frame.to_ndarray(format="rgb24")
             if frame.pts is None or frame.pts >= indices[-1] or len(out) == len(want):
                 break
-    return np.stack([out[i] for i in indices if i in out])
+    found = [out[i] for i in indices if i in out]  # fewer than asked when timestamps skip them
+    return np.stack(found) if found else np.empty((0, 0, 0, 3), dtype=np.uint8)
 
 
 def torchcodec_frames(path, indices):

@@ -72,7 +72,8 @@ def test_frame_exactness_check_catches_wrong_frames(real_root):
     the packed-bitstream real clips (decoded timestamps 1, 2, 4, 3, ...) and passes on the others;
     our reader and PyAV from the start are exact on all four."""
     off_by_one = lambda p, idx: measure.reference_frames(p)[np.maximum(idx - 1, 0)]
-    rows = measure.frame_exactness("real", real_root.paths, {"avi": lambda p, idx: hf.read_frames(p, idx),
+    avis = [real_root.source[p] for p in real_root.paths]  # the AVIs themselves (no copies beside them)
+    rows = measure.frame_exactness("real", avis, {"avi": lambda p, idx: hf.read_frames(p, idx),
                                                              "pyav": measure.pyav_frames,
                                                              "pts": measure.pyav_pts_frames, "off": off_by_one}, 5)
     got = {(r["format"], r["video"]): (r["exact"], r["clips"]) for r in rows}
