@@ -23,6 +23,8 @@ from tqdm import tqdm
 
 import helperFunctions as hf
 
+MIN_TRAIN_BATCH = 2  # BatchNorm in training mode needs two samples once layer4's maps are 1x1
+
 
 # ----------------------------------------------------------------------------- command line
 
@@ -49,6 +51,17 @@ def add_common_args(p, batch_size, arch, out, frames, size=224, train=False):
     p.add_argument("--frames", type=int, default=frames,
                    help="frames per clip" + (" (the single-frame model: 1)" if frames == 1 else ""))
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def load_split(data_root, split, subsets=("train", "test")):
+    """(class_list, (paths, labels) for each of `subsets`) of a split, after checking the data root.
+    A wrong root or a missing or malformed split file ends the script with one line saying so."""
+    try:
+        hf.check_data_root(data_root)
+        class_list = hf.read_class_list(data_root)
+        return (class_list,) + tuple(hf.read_split(data_root, split, s, class_list) for s in subsets)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"--data-root {data_root}: {e}") from None
 
 
 # ----------------------------------------------------------------------------- device, AMP, DDP
@@ -238,7 +251,9 @@ def run_epoch(model, loader, device, mean, std, failures, optimizer=None, desc="
 
     `copy_ahead`: copy each worker-decoded batch to the device one step ahead, on a side stream
     (benchmark.py measures it against the default, the copy in the training stream).
-    Returns {"loss", "acc", "n"} averaged over all processes.
+    A training batch of fewer than MIN_TRAIN_BATCH readable videos (the last one of an epoch, or one
+    thinned by unreadable videos) is merged into the next batch, on every process alike; one left at
+    the end of the epoch is dropped. Returns {"loss", "acc", "n", "dropped"} summed over all processes.
     """
     training = optimizer is not None
     model.train(training)
@@ -248,10 +263,16 @@ def run_epoch(model, loader, device, mean, std, failures, optimizer=None, desc="
     if getattr(loader.dataset, "decode", "worker") == "device" or copy_ahead:  # device: workers only read JPEGs
         loader = hf.DeviceAhead(loader, device, copy=copy_ahead)
     bar = tqdm(loader, desc=desc, leave=False, disable=rank != 0, dynamic_ncols=True)
+    carry = None  # a training batch too small to step on alone, waiting for the next one
     with torch.set_grad_enabled(training):
         for step, batch in enumerate(bar):
             failures.add(batch["failed"])
-            if len(batch["label"]) == 0:  # every video of this batch failed; nothing to learn from
+            if training:
+                batch, carry = (merge_batches(carry, batch) if carry else batch), None
+                if too_small(len(batch["label"]), device):  # BatchNorm needs 2+ samples; ranks agree
+                    carry = batch
+                    continue
+            elif len(batch["label"]) == 0:  # every video of this batch failed; nothing to score
                 continue
             x, y = to_input(batch, device, mean, std)
             with autocast(device):
@@ -265,9 +286,26 @@ def run_epoch(model, loader, device, mean, std, failures, optimizer=None, desc="
             correct += (logits.argmax(1) == y).sum()
             n += len(y)
             if step % 20 == 0 and rank == 0:
-                bar.set_postfix(loss=f"{loss_sum.item() / n:.3f}", acc=f"{correct.item() / n:.3f}")
-    loss_sum, correct, n = all_reduce_sum([loss_sum.item(), correct.item(), n], device)
-    return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1), "n": int(n)}
+                bar.set_postfix(loss=f"{loss_sum.item() / max(n, 1):.3f}", acc=f"{correct.item() / max(n, 1):.3f}")
+    dropped = len(carry["label"]) if carry else 0
+    loss_sum, correct, n, dropped = all_reduce_sum([loss_sum.item(), correct.item(), n, dropped], device)
+    return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1), "n": int(n), "dropped": int(dropped)}
+
+
+def too_small(n, device):
+    """Whether a training batch of `n` samples (on this process) is too small to step on: true on every
+    process when it is true on any, so that all of them skip the same steps (a lone step would hang DDP)."""
+    if dist.is_available() and dist.is_initialized():
+        t = torch.tensor([n], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        n = int(t.item())
+    return n < MIN_TRAIN_BATCH
+
+
+def merge_batches(a, b):
+    """One batch of the samples of collated batches a and b (uint8 videos of one shape)."""
+    out = {k: torch.cat([a[k], b[k]]) for k in ("video", "brightness", "label", "index")}
+    return {**b, **out, "failed": []}
 
 
 def write_log(out, history):
@@ -336,7 +374,9 @@ def fit(args, net, optimizer, train_loader, test_loader, device, rank, meta):
         if rank == 0:
             print(f"epoch {epoch + 1}/{args.epochs}  train loss {tr['loss']:.4f} acc {tr['acc']:.4f}  "
                   f"test (clip-level: one {'frame' if meta['kind'] == '2d' else 'clip'} per video) "
-                  f"loss {te['loss']:.4f} acc {te['acc']:.4f}  skipped {n_failed}  {row['seconds']}s", flush=True)
+                  f"loss {te['loss']:.4f} acc {te['acc']:.4f}  skipped {n_failed}  {row['seconds']}s"
+                  + (f"  ({tr['dropped']} left over in a last batch too small to train on)" if tr["dropped"] else ""),
+                  flush=True)
             save_checkpoint(ckpt_path, {**meta, "model": inner.model.state_dict(),
                                         "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
                                         "history": history, "args": vars(args), "rng": torch.get_rng_state()})
@@ -389,7 +429,6 @@ def choose_decode(decode, device, paths, frames):
 def train(args, net, train_set, test_set, device, rank, world, meta):
     """Everything both training scripts do once their data sets and FineTune model exist:
     loaders (one shard per process), device placement, DDP, Adam on the trainable weights, fit."""
-    hf.check_data_root(args.data_root)
     meta = {**meta, "class_list": [str(c) for c in meta["class_list"]]}  # plain str: weights_only loads
     train_set.decode = test_set.decode = choose_decode(args.decode, device, train_set.paths + test_set.paths,
                                                        train_set.frames)
@@ -455,15 +494,23 @@ def test_videos(args, kind, video_logits, attrs):
         raise SystemExit(f"--checkpoint: {e}") from None
     args.size, args.frames = ckpt["size"], ckpt["frames"]  # test as the model was trained
     device, _, _ = setup(args.device, args.seed)
-    class_list, _, (paths, labels) = hf.getUCF101(args.data_root, args.split)
+    class_list, (paths, labels) = load_split(args.data_root, args.split, ("test",))
     if list(class_list) != list(ckpt["class_list"]):
         raise SystemExit(f"{args.checkpoint} was trained on {ckpt['num_classes']} other classes than the "
                          f"{len(class_list)} of {args.data_root}")
     net = model_from_checkpoint(ckpt).to(device)
     mean, std = input_stats(ckpt)
     attrs = {**attrs, "checkpoint_epoch": ckpt["epoch"], "size": args.size, "arch": ckpt["arch"], "split": args.split}
-    logits = [load_prediction(prediction_file(args.out, p), attrs) for p in paths]
-    todo = [i for i, lg in enumerate(logits) if lg is None]
+    # Only each video's aggregated scores (C,) stay in memory: its logits (frames or windows x C) go to
+    # its prediction file, so the process stays flat over thousands of test videos.
+    scores = np.full((len(paths), len(class_list)), np.nan, dtype=np.float32)
+    todo = []
+    for i, p in enumerate(paths):
+        lg = load_prediction(prediction_file(args.out, p), attrs)
+        if lg is None:
+            todo.append(i)
+        else:
+            scores[i] = metrics.aggregate(lg, args.average)
     print(f"{len(paths)} test videos of split {args.split}: {len(paths) - len(todo)} already scored "
           f"in {args.out}, {len(todo)} to go", flush=True)
     dataset = hf.VideoDataset(paths[todo], labels[todo], size=args.size)
@@ -486,22 +533,29 @@ def test_videos(args, kind, video_logits, attrs):
                                  f"smaller --batch-size (test_3d.py: or --mode windows); the {done} videos "
                                  f"scored so far are saved in {args.out} and a rerun skips them") from None
             save_prediction(prediction_file(args.out, paths[i]), lg, attrs)
-            logits[i] = lg
-            top = np.argsort(-metrics.aggregate(lg, args.average))[:10]
+            scores[i] = metrics.aggregate(lg, args.average)
+            top = np.argsort(-scores[i])[:10]
             hits += [labels[i] in top[:k] for k in (1, 5, 10)]
             done += 1
             bar.set_postfix_str("running top1/5/10 %.3f/%.3f/%.3f" % tuple(hits / done))
 
-    scores = np.full((len(paths), len(class_list)), np.nan, dtype=np.float32)
-    for i, lg in enumerate(logits):
-        if lg is not None:
-            scores[i] = metrics.aggregate(lg, args.average)
     summary = metrics.summarize(scores, labels, class_list)
-    save_results(args.out, paths, labels, scores, class_list, summary, failed, attrs)
+    save_results(args.out, paths, labels, scores, class_list, summary, failed, {**attrs, **training_attrs(ckpt, args)})
     if summary["n_failed"] == len(paths):  # all-zero metrics are no result: say so with the exit status
         raise SystemExit(f"none of the {len(paths)} test videos of split {args.split} could be read (each is "
                          f"named above with the reason): check --data-root {args.data_root}")
     return summary
+
+
+def training_attrs(ckpt, args):
+    """How the tested model was made, for the report's methods section (None values left out: HDF5
+    attributes cannot hold them)."""
+    train = ckpt.get("args", {})
+    about = {"checkpoint": os.path.abspath(args.checkpoint), "epochs": ckpt["epoch"], "frames": ckpt["frames"],
+             "train_from": ckpt.get("train_from"), "layer4_blocks": ckpt.get("layer4_blocks"),
+             "preprocess": ckpt.get("preprocess"), "lr": train.get("lr"), "batch_size": train.get("batch_size"),
+             "pretrained": train.get("weights", train.get("kinetics_checkpoint"))}
+    return {k: v for k, v in about.items() if v is not None}
 
 
 def save_results(out, paths, labels, scores, class_list, summary, failed, attrs):

@@ -60,8 +60,9 @@ def _read_lines(path):
     """Non-empty, stripped lines of a split file as (line_number, text); tolerant of CRLF and blanks."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"split file not found: {path} (expected the official ucfTrainTestlist/ folder inside "
-            f"the data root; run make_toy_ucf101.py for a toy dataset)")
+            f"split file not found: {path}. The official lists are UCF101TrainTestSplits-RecognitionTask.zip, "
+            f"published with UCF-101 by UCF's CRCV: unzip it into the data root as ucfTrainTestlist/ "
+            f"(make_toy_ucf101.py writes them for a toy dataset)")
     try:
         with open(path, encoding="utf-8") as f:
             return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
@@ -82,6 +83,15 @@ def read_class_list(base_directory):
     if not names:
         raise ValueError(f"{path}: no classes listed")
     return np.asarray(names)
+
+
+def read_split(base_directory, split, subset, class_list=None):
+    """(paths, labels) of one list of a split: subset "train" (trainlist0N.txt) or "test" (testlist0N.txt).
+    Paths are `<base>/UCF-101/<Class>/<video>.avi`, labels 0-based in classInd order."""
+    if split not in (1, 2, 3):
+        raise ValueError(f"split must be 1, 2 or 3, got {split}")
+    class_list = read_class_list(base_directory) if class_list is None else class_list
+    return _read_split(base_directory, f"{subset}list0{split}.txt", {c: i for i, c in enumerate(class_list)})
 
 
 def _read_split(base_directory, name, class_index):
@@ -110,13 +120,9 @@ def getUCF101(base_directory="", split=1):
     Returns (class_list, (train_paths, train_labels), (test_paths, test_labels)) as in the
     assignment: paths are `<base>/UCF-101/<Class>/<video>.avi`, labels are 0-based in classInd order.
     """
-    if split not in (1, 2, 3):
-        raise ValueError(f"split must be 1, 2 or 3, got {split}")
     class_list = read_class_list(base_directory)
-    class_index = {c: i for i, c in enumerate(class_list)}
-    train = _read_split(base_directory, f"trainlist0{split}.txt", class_index)
-    test = _read_split(base_directory, f"testlist0{split}.txt", class_index)
-    return class_list, train, test
+    return class_list, read_split(base_directory, split, "train", class_list), read_split(
+        base_directory, split, "test", class_list)
 
 
 def video_name(path):
@@ -135,16 +141,17 @@ def store_path(path, fmt):
     return os.path.join(root, STORE_DIRS[fmt], os.path.basename(cls_dir), os.path.splitext(fname)[0] + ext)
 
 
-def resolve_video(path):
-    """Return (fmt, real_path) of the first existing copy of a video, in FORMATS order.
+def resolve_video(path, formats=FORMATS):
+    """Return (fmt, real_path) of the first existing copy of a video, in `formats` order.
 
-    `path` may also point straight at a .avi or .hdf5 file anywhere (e.g. for predict.py).
+    `path` may also point straight at a video file anywhere: a .hdf5 in either store format, or any
+    other file, which FFmpeg decodes (fmt "avi", read through PyAV), e.g. for predict.py.
     """
     path = str(path)
-    candidates = [(fmt, store_path(path, fmt)) for fmt in FORMATS]
+    candidates = [(fmt, store_path(path, fmt)) for fmt in formats]
     if path.endswith(".hdf5"):  # a direct HDF5 path: which kind is decided by its content
         candidates.insert(0, ("hdf5", path))
-    elif path.endswith(".avi"):
+    elif "avi" in formats:
         candidates.append(("avi", path))
     for fmt, p in candidates:
         if os.path.isfile(p):
@@ -400,14 +407,15 @@ def count_frames(path: str) -> int:
     return n
 
 
-def read_frames(path, indices=None):
+def read_frames(path, indices=None, formats=FORMATS):
     """Decode frames of a video as uint8 RGB (N, H, W, 3).
 
     `indices`: None for every frame; the frame numbers; or a function of the video's frame count
     returning them, so that a random clip is chosen and read with the file opened once.
     Indices may repeat or be unordered (short clips are padded by repeating frames).
+    `formats`: which copies may be read, in order (prepare_data.py reads its source format only).
     """
-    fmt, real = resolve_video(path)
+    fmt, real = resolve_video(path, formats)
     if fmt == "avi":  # one open: the count (for a random clip), then the frames
         with _open_avi(real) as (container, stream):
             if indices is None and _header_frames(stream) is None:  # a raw stream read whole: its
@@ -810,10 +818,22 @@ def make_loader(dataset, batch_size, shuffle, workers, seed=0, num_replicas=1, r
 
 
 def check_data_root(root):
-    """Fail early, naming what is missing, when `root` does not look like a UCF-101 data root."""
+    """Fail early, naming what is missing, when `root` does not look like a UCF-101 data root
+    (FileNotFoundError; a root one level too deep, e.g. its UCF-101/ folder, is named as such).
+    Returns the video folders found."""
+    root = os.path.normpath(str(root))
     if not os.path.isdir(root):
         raise FileNotFoundError(f"data root {root} does not exist (expected a folder holding "
                                 f"ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or UCF-101-jpeg/)")
+    if not os.path.isdir(os.path.join(root, "ucfTrainTestlist")):
+        # a folder inside the data root (its UCF-101/, or a class folder): name the root itself
+        ups = [os.path.dirname(root), os.path.dirname(os.path.dirname(root))]
+        above = next((u for u in ups if os.path.isdir(os.path.join(u, "ucfTrainTestlist"))), None)
+        if above is None and os.path.basename(root) in STORE_DIRS.values():
+            above = os.path.dirname(root)
+        if above is not None:
+            raise FileNotFoundError(f"data root {root} is a folder inside the data root (too deep): pass the "
+                                    f"folder that holds ucfTrainTestlist/ and the video folders, --data-root {above}")
     found = [d for d in STORE_DIRS.values() if os.path.isdir(os.path.join(root, d))]
     if not found:
         raise FileNotFoundError(f"data root {root} holds none of the video folders "

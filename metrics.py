@@ -116,6 +116,40 @@ def best_worst_classes(acc, counts, class_list, n=10):
     return rows(best), rows(worst)
 
 
+def confusion_order(cm):
+    """A class order that puts classes confused with one another side by side, so that a large
+    confusion matrix shows its confusions as blocks near the diagonal.
+
+    cm `(C, C)` (counts or row-normalised) -> permutation `(C,)`. Greedy chaining on the symmetric
+    off-diagonal confusion s = cm + cm.T: a chain starts at the strongest remaining pair and grows at
+    whichever end has the strongest confusion with a class not yet placed; when nothing left is
+    confused with its ends, the next chain starts. Unconfused classes keep their index order at the end.
+    """
+    s = np.nan_to_num(np.asarray(cm, dtype=np.float64))
+    s = s + s.T
+    np.fill_diagonal(s, 0.0)
+    left, order = set(range(len(s))), []
+    while left:
+        idx = sorted(left)
+        sub = s[np.ix_(idx, idx)]
+        if sub.max() <= 0:  # nothing confused any more: the rest in index order
+            order += idx
+            break
+        i, j = np.unravel_index(np.argmax(sub), sub.shape)
+        chain = [idx[i], idx[j]]
+        left -= set(chain)
+        while left:
+            rest = sorted(left)
+            ends = s[[chain[0], chain[-1]]][:, rest]  # (2, remaining)
+            end, k = np.unravel_index(np.argmax(ends), ends.shape)
+            if ends[end, k] <= 0:
+                break
+            chain = [rest[k]] + chain if end == 0 else chain + [rest[k]]
+            left.discard(rest[k])
+        order += chain
+    return np.asarray(order, dtype=np.int64)
+
+
 def most_confused_pairs(norm_cm, counts_cm, class_list, n=10):
     """norm_cm `(C, C)` row-normalised, counts_cm `(C, C)` counts -> up to n dicts
     {"true", "predicted", "true_index", "pred_index", "fraction", "count"} for the largest off-diagonal

@@ -3,7 +3,8 @@
 Usage: python predict.py VIDEO [VIDEO ...] [--single-frame runs/single_frame/checkpoint.pt]
                          [--three-d runs/3d/checkpoint.pt] [--weight 0.5]
 
-VIDEO is a .avi, or a .hdf5 in either store format (raw `video` or compact `jpeg`), anywhere on disk.
+VIDEO is any file OpenCV decodes (.avi, .mp4, ...), or a .hdf5 in either store format (raw `video` or
+compact `jpeg`), anywhere on disk.
 Without --single-frame / --three-d, the default checkpoints that exist are used (both: fused); naming
 one or both uses exactly those. Each video is scored the way test_single_frame.py / test_3d.py score
 test videos (every frame; 16-frame windows with test_3d.py's default --mode/--stride/--average) and the
@@ -28,7 +29,7 @@ DEFAULTS = {"single_frame": "runs/single_frame/checkpoint.pt", "3d": "runs/3d/ch
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help=".avi or .hdf5 video files")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (.avi, .mp4, ... or .hdf5)")
     p.add_argument("--single-frame", help=f"2D checkpoint (default: {DEFAULTS['single_frame']} if it exists)")
     p.add_argument("--three-d", help=f"3D checkpoint (default: {DEFAULTS['3d']} if it exists)")
     p.add_argument("--weight", type=float, default=0.5, help="weight of the single-frame model when fusing")
@@ -85,6 +86,10 @@ def main(args):
     class_list = next(iter(models.values()))[0]["class_list"]
     results, failed = {}, []
     for path in args.videos:
+        if not os.path.exists(path):
+            print(f"file not found: {path}", file=sys.stderr, flush=True)
+            failed.append(path)
+            continue
         try:
             frames = hf.read_frames(path)  # (T, H, W, 3) uint8 RGB, once for both models
         except hf.VideoReadError as e:

@@ -40,10 +40,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def read_source(path):
-    """Decode every frame of an AVI or raw HDF5 video -> (uint8 (T, H, W, 3) RGB, fps)."""
-    frames = hf.read_frames(path)
-    if path.endswith(".avi"):
+def read_source(path, kind):
+    """Decode every frame of the `kind` ("avi" or "hdf5") source video `path` -> (uint8 (T, H, W, 3) RGB,
+    fps). Only that file is read, never another copy of the video (a lossy compact store, say)."""
+    frames = hf.read_frames(path, formats=(kind,))
+    if kind == "avi":
         cap = cv2.VideoCapture(path)
         fps = cap.get(cv2.CAP_PROP_FPS) or UCF_FPS
         cap.release()
@@ -87,9 +88,9 @@ def is_complete(path):
 
 def convert(task):
     """Convert one video. Returns (src, n_frames, out_bytes, raw_bytes, error or None)."""
-    src, dst, to, quality = task
+    src, kind, dst, to, quality = task
     try:
-        frames, fps = read_source(src)
+        frames, fps = read_source(src, kind)
         write_video(dst, frames, fps, to, quality)
         if hf.count_frames(dst) != len(frames):  # read back: what we wrote is what we decoded
             os.remove(dst)
@@ -112,7 +113,13 @@ def find_sources(root, source):
 
 
 def main(args):
-    kind, sources = find_sources(args.data_root, args.source)
+    if not os.path.isdir(args.data_root):
+        sys.exit(f"--data-root {args.data_root}: folder not found (expected the folder holding UCF-101/ "
+                 f"or UCF-101-hdf5/)")
+    try:
+        kind, sources = find_sources(args.data_root, args.source)
+    except FileNotFoundError as e:
+        sys.exit(f"--data-root {args.data_root}: {e}")
     out_dir = os.path.join(args.data_root, hf.STORE_DIRS[args.to])
     if args.to == "hdf5" and kind == "hdf5":
         sys.exit("the source is already the raw HDF5 copy; use --to jpeg")
@@ -123,7 +130,7 @@ def main(args):
         if is_complete(dst):
             skipped += 1
         else:
-            tasks.append((src, dst, args.to, args.quality))
+            tasks.append((src, kind, dst, args.to, args.quality))
     print(f"{len(sources)} videos in {os.path.join(args.data_root, hf.STORE_DIRS[kind])}; "
           f"{skipped} already converted, {len(tasks)} to convert into {out_dir}")
 

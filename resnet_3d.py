@@ -13,6 +13,7 @@ get_fine_tuning_parameters is fixed.
 """
 import os
 import pickle
+import zipfile
 
 import torch
 import torch.nn as nn
@@ -232,8 +233,9 @@ def load_kinetics(path, arch="resnet50", num_classes=101, layer4_blocks=None, sh
             # unpickler refuses (e.g. in the optimizer state); a full unpickle can run code, so it is
             # only a fallback for a file the user chose to trust as pretrained weights.
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-        raise ValueError(f"{path}: not a readable torch checkpoint ({e})") from e
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path} is truncated or corrupt: download it again (Hara et al.'s "
+                         f"{os.path.basename(path)}) ({str(e).splitlines()[0][:200]})") from e
     state_dict = ckpt.get("state_dict", ckpt.get("model", ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state_dict, dict) or not all(torch.is_tensor(v) for v in state_dict.values()):
         raise ValueError(f"{path}: expected a state_dict or a dict with key 'state_dict'")

@@ -10,6 +10,8 @@ test_single_frame.py). Writes <out>/checkpoint.pt after every epoch, args.json a
 """
 import argparse
 import os
+import pickle
+import zipfile
 
 import torch
 import torchvision
@@ -28,6 +30,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def is_3d_state(state) -> bool:
+    """Whether a state_dict holds 3D convolutions (5-D weights), e.g. Hara's `module.conv1.weight`."""
+    return isinstance(state, dict) and any(torch.is_tensor(v) and v.dim() == 5 for v in state.values())
+
+
 def pretrained_resnet(arch, weights, num_classes):
     """A torchvision ResNet with ImageNet weights (download, local file or none), fc -> num_classes."""
     model = getattr(torchvision.models, arch)(weights=None)
@@ -42,18 +49,27 @@ def pretrained_resnet(arch, weights, num_classes):
         if not os.path.isfile(weights):
             raise SystemExit(f"--weights {weights}: file not found; use imagenet (download), the path of a "
                              f"torchvision {arch} .pth, or none (random init)")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
         try:
-            model.load_state_dict(state.get("state_dict", state))
-        except RuntimeError as e:
-            raise SystemExit(f"{weights} does not hold torchvision {arch} weights: {str(e)[:300]}") from e
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
+            raise SystemExit(f"--weights {weights}: truncated, corrupt or not a weights file; download "
+                             f"torchvision's {arch} weights again ({str(e).splitlines()[0][:200]})") from None
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if is_3d_state(state):
+            raise SystemExit(f"--weights {weights} is a 3D (video) checkpoint, such as Hara et al.'s Kinetics "
+                             f"ResNet: use it with train_3d.py --kinetics-checkpoint {weights}")
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError) as e:
+            first = str(e).splitlines()[0][:200]
+            raise SystemExit(f"--weights {weights} does not hold torchvision {arch} weights ({first})") from None
     model.fc = torch.nn.Linear(model.fc.in_features, num_classes)
     return model
 
 
 def main(args):
     device, rank, world = engine.setup(args.device, args.seed)
-    class_list, train, test = hf.getUCF101(args.data_root, args.split)
+    class_list, train, test = engine.load_split(args.data_root, args.split)
     train_set = hf.FrameDataset(*train, augment=True, size=args.size, seed=args.seed)
     test_set = hf.FrameDataset(*test, augment=False, size=args.size, seed=args.seed)
 

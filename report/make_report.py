@@ -11,6 +11,7 @@ All numbers are video-level. Observations are generated from the data; the Discu
 import argparse
 import json
 import os
+import sys
 import textwrap
 
 import matplotlib
@@ -20,6 +21,9 @@ import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.colors import PowerNorm
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import metrics  # noqa: E402  (the repo's metrics.py, one folder up)
+
 MODELS = ("single_frame", "3d", "fused")
 QUESTIONS = ["Did the results improve after combining the outputs?",
              "Are there differences/similarities between the best and worst classes of the models? Can anything "
@@ -27,6 +31,7 @@ QUESTIONS = ["Did the results improve after combining the outputs?",
              "versus temporal information?",
              "Are there any notable examples among the most confused classes?"]
 PLACEHOLDER = "[Student: write your discussion here.]"
+TABLE_ROWS = 10  # rows of the best / worst / most confused tables (combine_results.py writes 10)
 
 
 def arch(results):
@@ -126,6 +131,35 @@ def motion_pair_tables(results):
              "Within-pair accuracy per pair (swaps: videos of A predicted as B + of B predicted as A)")]
 
 
+def methods(results):
+    """The settings the numbers came from, one line per model, from the attributes the test scripts
+    recorded (older predictions lack some: those are left out)."""
+    lines = []
+    for k, title in (("single_frame", "Single-frame"), ("3d", "3D")):
+        a = results.get("attrs", {}).get(k, {})
+        trained = (f"trained for {a['epochs']} epoch{'s' if a['epochs'] != 1 else ''}" if "epochs" in a else "") + (
+            f" from {a['train_from']}" if "train_from" in a else "") + (
+            f" (layer4 blocks kept: {a['layer4_blocks']})" if a.get("layer4_blocks") else "")
+        hyper = ", ".join(f"{n} {a[key]}" for key, n in (("lr", "Adam lr"), ("batch_size", "batch"),
+                                                        ("pretrained", "initial weights")) if key in a)
+        if k == "single_frame":
+            test = f"every frame scored, {a.get('average', 'log_softmax')} averaged per video"
+            inputs = f"{a.get('size', '?')}x{a.get('size', '?')} frames, ImageNet mean/std"
+        else:
+            test = (f"whole video at once ({a.get('average', 'log_softmax')})" if a.get("mode") == "full" else
+                    f"{a.get('frames', 16)}-frame windows every {a.get('stride', '?')} frames, "
+                    f"{a.get('average', 'log_softmax')} averaged per video")
+            norm = "Hara's (0-255 minus the ActivityNet mean)" if a.get("preprocess") == "hara" else "Kinetics mean/std"
+            inputs = f"{a.get('frames', 16)}x{a.get('size', '?')}x{a.get('size', '?')} clips, {norm}"
+        parts = [f"{title} ({str(a.get('arch', 'resnet50')).replace('resnet', 'ResNet-')}): split {a.get('split', '?')}",
+                 trained.strip(), hyper, f"inputs {inputs}", f"test: {test}",
+                 f"checkpoint {a['checkpoint']} (epoch {a.get('checkpoint_epoch', '?')})" if "checkpoint" in a else ""]
+        lines.append("; ".join(p for p in parts if p) + ".")
+    lines.append(f"Fusion: log_softmax(w * single-frame + (1 - w) * 3D) of the video-level log-probabilities, "
+                 f"w = {results['weight_single_frame']:g}.")
+    return lines
+
+
 def accuracy_rows(results):
     keys = ("top1", "top5", "top10", "mean_class_accuracy")
     return [[names(results)[k]] + [pct(results["models"][k][c]) for c in keys] + [str(results["models"][k]["n_failed"])]
@@ -163,25 +197,63 @@ def text_page(title, blocks, tables=(), subtitle=""):
     return fig
 
 
-def confusion_page(cm, class_list, title):
-    c = len(class_list)
-    side = float(np.clip(4 + 0.12 * c, 8, 16))  # 16 inches gives 101 classes ~9 pt rows
-    fig, ax = plt.subplots(figsize=(side, side * 1.05))
-    fig.subplots_adjust(left=0.09, right=0.93, bottom=0.08, top=0.96)
+PAGE = (8.5, 11)  # US letter, portrait; fits A4 when printed to fit
+BLOCK_PAIRS = 12  # the enlarged block holds the classes of this many most confused pairs (at most 2x)
+
+
+def _confusion_axes(fig, ax, cm, labels, title, size, numbers=False):
+    """Draw a row-normalised confusion matrix `(c, c)` with `labels` on both axes."""
+    c = len(labels)
     # zeros are masked (white) so any non-zero confusion stands out; sqrt scale lifts small off-diagonals
     im = ax.imshow(np.ma.masked_equal(cm, 0), cmap=plt.get_cmap("viridis_r").with_extremes(bad="white"),
                    norm=PowerNorm(gamma=0.5, vmin=0, vmax=1), interpolation="nearest")
-    size = float(np.clip(500 / max(c, 1), 3.5, 9))
-    ax.set_xticks(range(c), class_list, rotation=90, fontsize=size)
-    ax.set_yticks(range(c), class_list, fontsize=size)
-    ax.set_xticks(np.arange(-0.5, c, 10), minor=True), ax.set_yticks(np.arange(-0.5, c, 10), minor=True)
-    ax.grid(which="minor", color="0.85", linewidth=0.3)  # every 10 classes, to follow a row by eye
+    ax.set_xticks(range(c), labels, rotation=90, fontsize=size)
+    ax.set_yticks(range(c), labels, fontsize=size)
+    ax.set_xticks(np.arange(-0.5, c, 10 if c > 30 else 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, c, 10 if c > 30 else 1), minor=True)
+    ax.grid(which="minor", color="0.85", linewidth=0.3)  # to follow a row by eye
     ax.tick_params(which="minor", length=0)
+    if numbers:
+        for i, j in zip(*np.nonzero(cm >= 0.005)):
+            ax.text(j, i, f"{100 * cm[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                    color="white" if cm[i, j] > 0.4 else "black")
     ax.set(xlabel="predicted class", ylabel="true class")
-    ax.set_title(title + "\nrow = true class, divided by its number of test videos (video-level);\n"
-                 "square-root colour scale, white = 0", fontsize=12)
-    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, ticks=[0, 0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1],
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.035, pad=0.01, ticks=[0, 0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1],
                  label="fraction of the true class's test videos")
+
+
+def confusion_page(cm, class_list, title):
+    """One letter page: the whole matrix, classes ordered so that confusions cluster near the diagonal
+    (metrics.confusion_order) when there are many of them."""
+    c = len(class_list)
+    order = metrics.confusion_order(cm) if c > 12 else np.arange(c)
+    fig, ax = plt.subplots(figsize=PAGE)
+    fig.subplots_adjust(left=0.2, right=0.95, bottom=0.17, top=0.93)
+    note = "classes ordered so that confusions cluster; " if c > 12 else ""
+    _confusion_axes(fig, ax, cm[np.ix_(order, order)], [class_list[i] for i in order],
+                    f"{title}\nrow = true class, divided by its number of test videos (video-level);\n"
+                    f"{note}square-root colour scale, white = 0", float(np.clip(480 / max(c, 1), 4.2, 9)))
+    return fig
+
+
+def confusion_block_page(cm, class_list, title):
+    """An enlarged block of the classes in the most confused pairs (values in %), or None when the
+    whole matrix is small enough to read as it is, or nothing is confused."""
+    c = len(class_list)
+    off = np.where(np.eye(c, dtype=bool), 0, np.nan_to_num(cm))
+    if c <= 2 * BLOCK_PAIRS or off.max() <= 0:
+        return None
+    top = np.argsort(-off, axis=None, kind="stable")[:BLOCK_PAIRS]
+    members = sorted({int(k) for t in top if off.flat[t] > 0 for k in np.unravel_index(t, off.shape)})
+    sub = cm[np.ix_(members, members)]
+    order = [members[i] for i in metrics.confusion_order(sub)]
+    fig, ax = plt.subplots(figsize=PAGE)
+    fig.subplots_adjust(left=0.25, right=0.95, bottom=0.25, top=0.9)
+    _confusion_axes(fig, ax, cm[np.ix_(order, order)], [class_list[i] for i in order],
+                    f"{title}: the classes of the {BLOCK_PAIRS} most confused pairs, enlarged\n"
+                    "cells: % of the true class's test videos (rows do not sum to 100: other classes omitted)",
+                    8, numbers=True)
     return fig
 
 
@@ -224,8 +296,12 @@ def model_tables(r):
     best = [[x["class"], pct(x["accuracy"]), str(x["n_videos"])] for x in r["best"]]
     worst = [[x["class"], pct(x["accuracy"]), str(x["n_videos"])] for x in r["worst"]]
     conf = [[x["true"], x["predicted"], pct(x["fraction"]), str(x["count"])] for x in r["most_confused"]]
-    return [(["Class", "Accuracy", "Test videos"], best, "10 best classes (ties broken by class index)"),
-            (["Class", "Accuracy", "Test videos"], worst, "10 worst classes"),
+    n = sum(1 for k in r["per_class_n_videos"] if k)  # classes with test videos
+    few = (f" (only {n} classes have test videos: all of them)" if n < TABLE_ROWS else
+           f" (only {n} classes have test videos: the two tables overlap)" if n < 2 * TABLE_ROWS else "")
+    return [(["Class", "Accuracy", "Test videos"], best,
+             f"{min(n, TABLE_ROWS)} best classes (ties broken by class index){few}"),
+            (["Class", "Accuracy", "Test videos"], worst, f"{min(n, TABLE_ROWS)} worst classes{few}"),
             (["True class", "Predicted as", "Fraction of true class", "Videos"], conf,
              "10 most confused pairs (largest off-diagonal entries)")]
 
@@ -271,6 +347,7 @@ def main(args):
              "All accuracies are video-level (one prediction per test video).")
     accuracy = [(ACC_HEADER, accuracy_rows(results), "Accuracy (video-level)")] + motion_pair_tables(results)
     md = [f"# {title}", "", intro, ""] + md_tables(accuracy, "##") + ["## Observations", ""] + [f"- {o}" for o in obs]
+    md += ["", "## Methods", ""] + [f"- {m}" for m in methods(results)]
     pages = []
     with PdfPages(args.out) as pdf:
         def save(fig, png=None, dpi=110):
@@ -280,13 +357,18 @@ def main(args):
             plt.close(fig)
             pages.append(png)
 
-        save(text_page(title, ["Observations (generated from the data):"] + [f"- {o}" for o in obs],
+        save(text_page(title, ["Observations (generated from the data):"] + [f"- {o}" for o in obs]
+                       + ["", "Methods (the settings these numbers came from):"] + [f"- {m}" for m in methods(results)],
                        accuracy, subtitle=intro))
         md += ["", "## Confusion matrices", ""]
         for k in MODELS:
             save(confusion_page(cms[k], results["class_list"], f"Confusion matrix: {label[k]}"),
                  f"confusion_{k}.png", dpi=150)
             md += [f"![Confusion matrix: {label[k]}](figures/confusion_{k}.png)", ""]
+            block = confusion_block_page(cms[k], results["class_list"], f"Confusion matrix: {label[k]}")
+            if block is not None:
+                save(block, f"confusion_{k}_block.png", dpi=130)
+                md += [f"![Most confused classes: {label[k]}](figures/confusion_{k}_block.png)", ""]
         save(per_class_page(results), "per_class.png")
         md += ["## Per-class accuracy: single-frame vs 3D", "", "![per-class](figures/per_class.png)", ""]
         md += md_tables(gain_tables(results))

@@ -251,7 +251,7 @@ def _split_fault(root, fault):
         return "testlist01.txt:9", "'NoSuchClass' is not in classInd.txt"
     if fault == "missing_root":
         shutil.rmtree(root)
-        return root / "ucfTrainTestlist" / "classInd.txt", "split file not found"
+        return root, "does not exist"
     shutil.rmtree(root / "UCF-101")  # no_video_folders: the split files but no videos at all
     return root, "none of the video folders"
 
@@ -265,12 +265,11 @@ def test_bad_split_or_data_root_stops_before_work(toy_root, trained, tmp_path, f
     assert not (tmp_path / "sf" / "checkpoint.pt").exists()
     test_argv = ["--data-root", root, "--checkpoint", trained["2d"][0] / "checkpoint.pt", "--out", tmp_path / "t",
                  "--workers", 0]
-    if fault == "no_video_folders":  # the test script tries every video, lists each, then stops
-        fails(test_single_frame, test_argv, "none of the 8 test videos")
-    else:
-        fails(test_single_frame, test_argv, where, why)
-    if fault in ("missing_root", "no_video_folders"):
+    fails(test_single_frame, test_argv, where, why)
+    if fault == "no_video_folders":
         fails(prepare_data, ["--data-root", root, "--workers", 1], "no source videos under", root / "UCF-101")
+    if fault == "missing_root":
+        fails(prepare_data, ["--data-root", root, "--workers", 1], root, "folder not found")
 
 
 # ----------------------------------------------------------------------------- wrong use
@@ -374,3 +373,121 @@ def test_kinetics_checkpoint_missing_or_other_arch(toy_root, tmp_path):
     torch.save({"arch": "resnet-10", "state_dict": {f"module.{k}": v for k, v in state.items()}}, other)
     fails(train_3d, argv + ["--arch", "resnet18", "--kinetics-checkpoint", other],
           other, "does not fit resnet18", "--arch resnet10")
+
+
+# ----------------------------------------------------------------------------- set-up mistakes
+
+def one_line_exit(script, argv):
+    """Run `python script argv` as a user would: it must fail with one clear last line and no traceback.
+    Returns that line."""
+    r = subprocess.run([sys.executable, str(REPO / script), *map(str, argv)], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    return r.stderr.strip().splitlines()[-1]
+
+
+def test_data_root_too_deep(toy_root, tmp_path):
+    line = one_line_exit("train_single_frame.py", ["--data-root", toy_root / "UCF-101", *SF, "--workers", 0,
+                                                   "--out", tmp_path / "sf"])
+    assert "too deep" in line and line.endswith(f"--data-root {toy_root}"), line
+    fails(train_3d, ["--data-root", toy_root / "UCF-101" / "RedCircle", *TD, "--workers", 0, "--out", tmp_path],
+          "too deep", f"--data-root {toy_root}")
+    assert not (tmp_path / "sf").exists()
+
+
+def test_prepare_data_on_a_folder_without_videos(tmp_path):
+    (tmp_path / "UCF-101" / "Empty").mkdir(parents=True)
+    line = one_line_exit("prepare_data.py", ["--data-root", tmp_path, "--workers", 1])
+    assert "no source videos under" in line and str(tmp_path) in line, line
+
+
+def test_missing_split_lists(toy_root, trained, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(toy_root, root, symlinks=True)
+    (root / "ucfTrainTestlist" / "trainlist01.txt").unlink()
+    line = one_line_exit("train_3d.py", ["--data-root", root, *TD, "--workers", 0, "--out", tmp_path / "3d"])
+    assert "trainlist01.txt" in line and "UCF101TrainTestSplits" in line, line
+    # testing needs the test list only
+    out = run(test_single_frame, ["--data-root", root, "--checkpoint", trained["2d"][0] / "checkpoint.pt",
+                                  "--out", tmp_path / "t", "--workers", 0])
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["n_videos"] == 8, out
+    shutil.rmtree(root / "ucfTrainTestlist")
+    fails(test_single_frame, ["--data-root", root, "--checkpoint", trained["2d"][0] / "checkpoint.pt",
+                              "--out", tmp_path / "t2", "--workers", 0], "classInd.txt", "UCF101TrainTestSplits")
+
+
+def test_raw_copy_is_made_from_the_avis_not_the_compact_store(make_root):
+    """prepare_data.py --to hdf5 in a root that already holds the lossy compact store: the raw copy
+    holds exactly the AVIs' pixels (decoded here with OpenCV from the start)."""
+    data = make_root(formats=("avi", "jpeg"))
+    run(prepare_data, ["--data-root", data.root, "--to", "hdf5", "--workers", 1])
+    for path in data.paths:
+        cap, expected = cv2.VideoCapture(data.source[path]), []
+        while (f := cap.read())[0]:
+            expected.append(cv2.cvtColor(f[1], cv2.COLOR_BGR2RGB))
+        with h5py.File(hf.store_path(path, "hdf5"), "r") as h:
+            np.testing.assert_array_equal(h["video"][()], np.stack(expected), err_msg=path)
+
+
+def test_predict_any_video_file_and_missing_ones(toy_root, trained, tmp_path):
+    import predict
+    avi = next((toy_root / "UCF-101" / "RedCircle").glob("*.avi"))
+    mp4 = tmp_path / "clip.mp4"  # OpenCV decodes by content, whatever the extension
+    shutil.copy(avi, mp4)
+    missing = tmp_path / "nope" / "v_RedCircle_g01_c01.avi"
+    argv = [mp4, missing, "--single-frame", trained["2d"][0] / "checkpoint.pt", "--device", "cpu"]
+    buf = io.StringIO()
+    with redirect_stdout(buf), redirect_stderr(buf):
+        results = predict.main(predict.parse_args([str(a) for a in argv]))
+    assert list(results) == [str(mp4)] and len(results[str(mp4)]["single_frame"]) == 4
+    assert f"file not found: {missing}" in buf.getvalue().splitlines()
+    assert "looked for" not in buf.getvalue()
+
+
+def test_truncated_or_misplaced_kinetics_checkpoint(toy_root, tmp_path):
+    state = resnet_3d.build("resnet10", num_classes=400).state_dict()
+    kinetics = tmp_path / "resnet-10-kinetics.pth"  # Hara's format
+    torch.save({"arch": "resnet-10", "state_dict": {f"module.{k}": v for k, v in state.items()}}, kinetics)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(kinetics.read_bytes()[:kinetics.stat().st_size // 2])
+    fails(train_3d, ["--data-root", toy_root, *TD, "--workers", 0, "--out", tmp_path / "3d",
+                     "--kinetics-checkpoint", truncated], truncated, "truncated or corrupt", "download it again")
+    line = one_line_exit("train_single_frame.py", ["--data-root", toy_root, *SF, "--workers", 0,
+                                                   "--out", tmp_path / "sf", "--weights", kinetics])
+    assert "3D" in line and f"train_3d.py --kinetics-checkpoint {kinetics}" in line, line
+    fails(train_single_frame, ["--data-root", toy_root, *SF, "--workers", 0, "--out", tmp_path / "sf",
+                               "--weights", truncated], truncated, "truncated, corrupt", "again")
+
+
+# ----------------------------------------------------------------------------- a last batch of one
+
+def test_last_batch_of_one_is_not_stepped_on_alone(toy_root, tmp_path):
+    """16 training videos in batches of 5: the last batch holds one video, which BatchNorm cannot train
+    on at 1x1 maps (a 32x32 clip at layer4). It is dropped: 3 optimiser steps, 15 videos trained."""
+    _, (train, _), _ = hf.getUCF101(str(toy_root), 1)
+    assert len(train) == 16
+    out = run(train_3d, ["--data-root", toy_root, *TD, "--batch-size", 5,
+                         "--workers", 0, "--out", tmp_path / "3d"])
+    ckpt = engine.load_checkpoint(tmp_path / "3d" / "checkpoint.pt", "3d")
+    assert {int(s["step"]) for s in ckpt["optimizer"]["state"].values()} == {16 // 5}
+    assert "1 left over in a last batch too small to train on" in out
+
+
+def test_small_batches_merge_into_the_next(toy_root):
+    """Batches thinned to one readable video by failures: merged into the next batch, so no optimiser
+    step ever sees a single video; one left at the end is dropped."""
+    _, (paths, labels), _ = hf.getUCF101(str(toy_root), 1)
+    ds = hf.ClipDataset(paths, labels, augment=True, size=32, frames=16)
+    batches = [hf.collate([ds[i] for i in idx]) for idx in ([0, 1, 2], [3], [4, 5, 6, 7], [8])]
+    model = engine.FineTune(resnet_3d.build("resnet10", num_classes=4, layer4_blocks=1), "all", 1)
+    seen = []
+    forward = model.forward
+    model.forward = lambda x: (seen.append(len(x)), forward(x))[1]
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-3)
+
+    class Loader(list):
+        dataset = ds
+
+    r = engine.run_epoch(model, Loader(batches), torch.device("cpu"), hf.KINETICS_MEAN, hf.KINETICS_STD,
+                         engine.FailureLog(), opt)
+    assert seen == [3, 5] and r["n"] == 8 and r["dropped"] == 1

@@ -1,0 +1,120 @@
+"""Rehearse the whole assignment at UCF-101's scale on a laptop: 101 classes, 13,320 videos, every script.
+
+Usage: python rehearse.py [--data-root data/rehearsal] [--run runs/rehearsal] [--max-per-class N]
+
+Runs, each as its own process exactly as a user would type it: make_toy_ucf101.py --like-ucf101 (one
+synthetic MPEG-4 video for every name of the official lists), prepare_data.py, train_single_frame.py,
+train_3d.py, test_single_frame.py and test_3d.py on every test video of the split, combine_results.py
+and report/make_report.py. The models are small ResNets trained from scratch on small frames, so that
+the whole job fits a few CPU cores; the lesson (3D above single-frame overall and on the motion-only
+pairs, the fusion at least as good as the better one) should show all the same. Every phase resumes:
+a rerun after an interruption redoes only what is missing.
+
+Ends by printing the video-level top-1/5/10 lines and a table of each phase's wall time and cost per
+video; the table is also written to <run>/phases.json.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+MODELS = {"single_frame": "single frame", "3d": "3D", "fused": "fused"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default="data/rehearsal", help="where the synthetic UCF-101 is written")
+    p.add_argument("--run", default="runs/rehearsal", help="run folder: checkpoints, predictions, results")
+    p.add_argument("--report", default="report/rehearsal.pdf", help="the report's PDF")
+    p.add_argument("--max-per-class", type=int, default=None, help="at most this many videos per class "
+                                                                    "(a reduced rehearsal; default: all)")
+    p.add_argument("--frames", type=int, default=40, help="median video length in frames (UCF-101's / 4)")
+    p.add_argument("--size", type=int, default=32, help="input height and width of the single-frame model")
+    p.add_argument("--size-3d", type=int, default=16, help="input height and width of the 3D model")
+    p.add_argument("--epochs-2d", type=int, default=2)
+    p.add_argument("--epochs-3d", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes per phase")
+    return p.parse_args(argv)
+
+
+def run_phase(name, script, argv):
+    """Run `python script argv` from the repository root; returns its wall time in seconds. A failing
+    phase ends the rehearsal with its name (its own message is printed just above)."""
+    cmd = [sys.executable, str(REPO / script)] + [str(a) for a in argv]
+    print(f"\n=== {name}: {' '.join(cmd[1:])}", flush=True)
+    t0 = time.time()
+    if subprocess.run(cmd, cwd=REPO).returncode != 0:
+        raise SystemExit(f"rehearsal stopped: the {name} phase failed (its message is above); fix it and run "
+                         f"the same command again: finished phases are reused")
+    return time.time() - t0
+
+
+def count_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def main(args):
+    data, run = Path(args.data_root), Path(args.run)
+    common = ["--data-root", data, "--seed", args.seed, "--workers", args.workers]
+    phases = []  # (name, seconds, videos the cost is per)
+
+    gen = ["--like-ucf101", "--out", data, "--seed", args.seed, "--frames", args.frames, "--workers", args.workers]
+    gen += ["--max-per-class", args.max_per_class] if args.max_per_class else []
+    seconds = run_phase("generate", "make_toy_ucf101.py", gen)
+    lists = data / "ucfTrainTestlist"
+    n_train, n_test = count_lines(lists / "trainlist01.txt"), count_lines(lists / "testlist01.txt")
+    n_all = len(json.loads((data / "toy_classes.json").read_text())["n_frames"])
+    phases.append(("generate", seconds, n_all))
+    phases.append(("prepare (compact store)", run_phase("prepare", "prepare_data.py",
+                                                         ["--data-root", data, "--workers", args.workers]), n_all))
+
+    sf, td = run / "single_frame", run / "3d"
+    small_2d = ["--weights", "none", "--arch", "resnet18", "--train-from", "all", "--size", args.size,
+                "--epochs", args.epochs_2d, "--batch-size", 64, "--lr", 1e-3]
+    small_3d = ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--train-from", "all", "--layer4-blocks", 1,
+                "--size", args.size_3d, "--epochs", args.epochs_3d, "--batch-size", 32, "--lr", 1e-3]
+    seconds = run_phase("train single frame", "train_single_frame.py", common + small_2d + ["--out", sf, "--resume"])
+    phases.append((f"train single frame ({args.epochs_2d} epochs)", seconds, n_train * args.epochs_2d))
+    seconds = run_phase("train 3D", "train_3d.py", common + small_3d + ["--out", td, "--resume"])
+    phases.append((f"train 3D ({args.epochs_3d} epochs)", seconds, n_train * args.epochs_3d))
+    for name, script, ckpt, out in (("test single frame", "test_single_frame.py", sf, run / "single_frame_test"),
+                                    ("test 3D", "test_3d.py", td, run / "3d_test")):
+        seconds = run_phase(name, script, common + ["--checkpoint", ckpt / "checkpoint.pt", "--out", out])
+        phases.append((f"{name} (every test video)", seconds, n_test))
+    seconds = run_phase("fuse", "combine_results.py", [
+        "--single-frame", run / "single_frame_test", "--three-d", run / "3d_test", "--out", run / "combined",
+        "--sweep", "--toy-classes", data / "toy_classes.json"])
+    seconds += run_phase("report", "report/make_report.py", ["--results", run / "combined", "--out", args.report])
+    phases.append(("fuse + report", seconds, n_test))
+
+    results = json.loads((run / "combined" / "results.json").read_text())
+    print(f"\nRehearsal at UCF-101's scale: {len(results['class_list'])} classes, {n_all} videos, split 1: "
+          f"{n_train} train / {n_test} test")
+    for key, label in MODELS.items():
+        r = results["models"][key]
+        print(f"{label:<13} video-level top-1 {100 * r['top1']:6.2f}%  top-5 {100 * r['top5']:6.2f}%  "
+              f"top-10 {100 * r['top10']:6.2f}%")
+    pairs = results.get("motion_pairs", {}).get("models")
+    if pairs:
+        print("motion-only pairs, within-pair accuracy (chance 50%): " + ", ".join(
+            f"{MODELS[k]} {100 * (pairs[k]['within_pair'] or 0):.1f}%" for k in MODELS))
+    total = sum(s for _, s, _ in phases)
+    print(f"\n{'phase':<38} {'wall time':>10} {'per video':>11}")
+    for name, seconds, n in phases:
+        print(f"{name:<38} {seconds:9.1f}s {1000 * seconds / max(n, 1):9.2f}ms")
+    print(f"{'total':<38} {total:9.1f}s ({total / 60:.1f} min)")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "phases.json").write_text(json.dumps(
+        {"phases": [{"phase": p, "seconds": round(s, 2), "videos": n} for p, s, n in phases],
+         "total_seconds": round(total, 2), "cpu_count": os.cpu_count(), "args": vars(args)}, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main(parse_args())

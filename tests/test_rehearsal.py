@@ -1,0 +1,219 @@
+"""The full-scale rehearsal (rehearse.py, make rehearsal), made small: the --like-ucf101 generator on
+the official lists, its MPEG-4 videos and quirks, and every script at 101 classes.
+
+Usage: pytest -q tests/test_rehearsal.py
+
+The generator's plan is checked on all 13,320 names of the official lists (nothing rendered); the
+reduced rehearsal writes 4 videos per class (404, all 101 classes) and runs rehearse.py on them for
+one epoch per model, then checks its outputs against the split files and predictions read here.
+"""
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import helperFunctions as hf  # noqa: E402
+import make_toy_ucf101 as toy  # noqa: E402
+
+PER_CLASS = 4  # groups 1, 8, 15, 22 of each class: split 1 tests group 1
+NAME = re.compile(r"v_(.+)_g(\d+)_c(\d+)")
+
+
+def list_names(path):
+    """Video names of a split file, read with plain string operations."""
+    return [line.split()[0].split("/")[1][:-4] for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- the generator's plan
+
+def test_plan_covers_every_official_name(split_dir):
+    class_list, videos, _ = toy.read_official_lists(split_dir)
+    expected = set()
+    for f in toy.SPLIT_FILES[1:]:
+        expected |= set(list_names(split_dir / f))
+    assert len(expected) == 13320 and set(videos) == expected
+    plan = toy.plan_like_ucf101(videos)
+    assert sorted(v["name"] for v in plan) == sorted(expected)
+    n = len(plan)
+    # every quirk of real files on a few percent of the videos, and 29.97 fps on some
+    quirks = Counter(v["quirk"] for v in plan)
+    for q in toy.QUIRKS:
+        assert 0.01 * n < quirks[q] < 0.04 * n, (q, quirks[q])
+    assert 0.1 * n < sum(v["fps"] != 25.0 for v in plan) < 0.3 * n
+    lengths = np.array([v["n_frames"] for v in plan])
+    assert 0.01 < np.mean(lengths < 16) < 0.06  # shorter than a 3D clip: the loaders pad them
+    assert lengths.max() > 3 * np.median(lengths)  # a long tail, as UCF-101's lengths have
+    odd = {(v["width"], v["height"]) for v in plan if v["quirk"] == "size"}
+    assert odd and (80, 60) not in odd
+    # deterministic from the seed, and the seed matters
+    assert toy.plan_like_ucf101(videos) == plan
+    assert [v["n_frames"] for v in toy.plan_like_ucf101(videos, seed=1)] != list(lengths)
+
+
+def test_generated_lists_have_ucf101_statistics():
+    class_list, videos, lines = toy.generated_lists(seed=0)
+    assert class_list == toy.UCF101_CLASSES and len(class_list) == 101
+    groups = Counter()
+    for name in videos:
+        cls, g, c = NAME.fullmatch(name).groups()
+        groups[cls, int(g)] += 1
+    assert {g for _, g in groups} == set(range(1, 26))
+    assert set(groups.values()) <= {4, 5, 6, 7} and len(groups) == 101 * 25
+    for s in (1, 2, 3):
+        train = set(n.rsplit("_c", 1)[0] for n in (ln.split()[0] for ln in lines[f"trainlist0{s}.txt"]))
+        test = set(n.rsplit("_c", 1)[0] for n in lines[f"testlist0{s}.txt"])
+        assert not train & test  # group-disjoint
+        n_train, n_test = len(lines[f"trainlist0{s}.txt"]), len(lines[f"testlist0{s}.txt"])
+        assert n_train + n_test == len(videos)
+        assert 9000 < n_train < 10300 and 3300 < n_test < 4200, (s, n_train, n_test)
+
+
+def test_classes_motion_pairs_and_appearances():
+    specs = toy.like_ucf101_specs(toy.UCF101_CLASSES)
+    assert set(specs) == set(toy.UCF101_CLASSES)
+    pairs = [(a, b) for a, b in toy.LIKE_PAIRS]
+    assert 2 * len(pairs) >= 30 and len({c for p in pairs for c in p}) == 2 * len(pairs)
+    for a, b in pairs:  # alike in every frame: the same spec but for the motion's sign
+        assert specs[a][1:7] == specs[b][1:7] and specs[a][7] == -specs[b][7] != 0
+        assert specs[a][6] in ("roll", "spin", "rise", "zoom")  # motions the horizontal flip keeps apart
+    looks = [specs[a][1:6] for a, _ in pairs] + [s[1:6] for s in specs.values() if s[6] == "random"]
+    assert len(looks) == len(set(looks)) == 101 - len(pairs)  # pairs and appearance classes all look distinct
+
+
+# ----------------------------------------------------------------------------- the reduced rehearsal
+
+@pytest.fixture(scope="module")
+def rehearsal(split_dir, tmp_path_factory):
+    """rehearse.py on PER_CLASS videos per class of the official lists, 1 epoch per model."""
+    tmp = tmp_path_factory.mktemp("rehearsal")
+    data, run = tmp / "data", tmp / "run"
+    toy.make_like_ucf101(data, lists=split_dir, frames=20, max_per_class=PER_CLASS, workers=2)
+    cmd = [sys.executable, str(REPO / "rehearse.py"), "--data-root", data, "--run", run,
+           "--report", tmp / "rehearsal.pdf", "--max-per-class", PER_CLASS, "--frames", 20, "--size", 16,
+           "--size-3d", 16, "--epochs-2d", 1, "--epochs-3d", 1, "--workers", 2]
+    r = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return {"data": data, "run": run, "pdf": tmp / "rehearsal.pdf", "stdout": r.stdout, "stderr": r.stderr,
+            "meta": json.loads((data / "toy_classes.json").read_text())}
+
+
+def test_rehearsal_outputs_at_101_classes(rehearsal, split_dir):
+    data, run = rehearsal["data"], rehearsal["run"]
+    classes = [ln.split()[1] for ln in (split_dir / "classInd.txt").read_text().splitlines() if ln.strip()]
+    test_names = list_names(data / "ucfTrainTestlist" / "testlist01.txt")
+    assert len(test_names) == 101 and {NAME.fullmatch(n).group(1).lower() for n in test_names} == {
+        c.lower() for c in classes}
+    results = json.loads((run / "combined" / "results.json").read_text())
+    assert results["class_list"] == classes and results["n_videos"] == len(test_names)
+    for key in ("single_frame", "3d"):
+        with h5py.File(run / f"{key}_test" / "predictions.h5", "r") as h:
+            names, scores = h["videos"].asstr()[()], h["scores"][()]
+            labels = h["labels"][()]
+        assert sorted(names) == sorted(test_names) and scores.shape == (101, 101)
+        order = np.argsort(-scores, axis=1)  # top-k recomputed here from the saved scores
+        for k in (1, 5, 10):
+            hit = np.mean([labels[i] in order[i, :k] for i in range(len(labels))])
+            assert results["models"][key][f"top{k}"] == pytest.approx(hit)
+        cm = np.load(run / "combined" / f"confusion_{key}.npy")
+        assert cm.shape == (101, 101)
+        np.testing.assert_allclose(cm.sum(1), 1.0, atol=1e-6)  # one test video per class, none failed
+    for line in ("single frame  video-level top-1", "3D            video-level top-1", "fused"):
+        assert line in rehearsal["stdout"]
+    phases = json.loads((run / "phases.json").read_text())["phases"]
+    assert [p["phase"].split(" (")[0] for p in phases] == [
+        "generate", "prepare", "train single frame", "train 3D", "test single frame", "test 3D", "fuse + report"]
+    assert all(p["seconds"] > 0 for p in phases) and "per video" in rehearsal["stdout"]
+
+
+def test_rehearsal_report_pages(rehearsal):
+    pdf = rehearsal["pdf"].read_bytes()
+    md = rehearsal["pdf"].with_suffix(".md").read_text()
+    # 1 summary + 3 x (whole matrix + enlarged block) + per-class + 3 class pages + discussion
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 12
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)
+    assert len(boxes) == 12 and {(round(float(w)), round(float(h))) for w, h in boxes} == {(612, 792)}  # letter
+    assert md.count("figures/confusion_") == 6 and md.count("_block.png") == 3
+    methods = md.split("## Methods")[1].split("##")[0]
+    assert "split 1" in methods and "trained for 1 epoch from all" in methods
+    assert "16-frame windows every 8 frames" in methods and "checkpoint" in methods
+
+
+def test_quirky_videos_are_all_trained_on(rehearsal):
+    """Videos whose headers give no or a bogus frame count, raw streams, grayscale and odd sizes:
+    every one of the split's training videos was read (no video skipped in either model)."""
+    meta, run = rehearsal["meta"], rehearsal["run"]
+    train = set(list_names(rehearsal["data"] / "ucfTrainTestlist" / "trainlist01.txt"))
+    quirky = Counter(q for name, q in meta["quirks"].items() if name in train)
+    assert quirky["no_count"] + quirky["bad_count"] > 0, quirky
+    for model in ("single_frame", "3d"):
+        rows = (run / model / "log.csv").read_text().splitlines()
+        header, last = rows[0].split(","), rows[-1].split(",")
+        assert last[header.index("failed_videos")] == "0", rows
+    assert "skipping unreadable video" not in rehearsal["stdout"] + rehearsal["stderr"]
+
+
+# ----------------------------------------------------------------------------- the MPEG-4 videos
+
+def decode_all(path):
+    """Every frame of a video, decoded one by one from the start with OpenCV (RGB)."""
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return np.stack(frames)
+
+
+def test_seeking_is_exact_on_generated_videos(rehearsal):
+    """A clip read by seeking (our AVI path) equals the same frames decoded one by one from the start,
+    on a sample of the generated videos that includes every quirk and late starts past keyframes."""
+    meta, data = rehearsal["meta"], rehearsal["data"]
+    names = sorted(meta["quirks"])[:10] + sorted(n for n in meta["n_frames"] if n not in meta["quirks"])[::40]
+    checked = 0
+    for name in names:
+        path = next((data / "UCF-101").glob(f"*/{name}.avi"))
+        frames = decode_all(path)
+        assert len(frames) == meta["n_frames"][name], name
+        assert hf.count_frames(str(path)) == len(frames), name
+        for start in sorted({0, max(len(frames) - 16, 0), len(frames) // 2, 13} & set(range(len(frames)))):
+            idx = list(range(start, min(start + 16, len(frames))))
+            clip = hf.read_frames(str(path), idx, formats=("avi",))
+            np.testing.assert_array_equal(clip, frames[idx], err_msg=f"{name} from frame {start}")
+            checked += 1
+    assert checked > 40
+
+
+def avi_keyframes(path):
+    """Keyframe flags of an AVI's video chunks, from its idx1 index (16-byte entries: chunk id, flags,
+    offset, size; AVIIF_KEYFRAME = 0x10)."""
+    raw = Path(path).read_bytes()
+    at = raw.rfind(b"idx1")
+    n = int.from_bytes(raw[at + 4:at + 8], "little") // 16
+    entries = [raw[at + 8 + 16 * i:at + 24 + 16 * i] for i in range(n)]
+    return [bool(int.from_bytes(e[4:8], "little") & 0x10) for e in entries if e[:4] == b"00dc"]
+
+
+def test_videos_are_mpeg4_with_inter_frames(rehearsal):
+    """MPEG-4 Part 2 in AVI, as UCF-101's XviD files, with keyframes more than a frame apart, so that
+    seeking really decodes forward from a keyframe."""
+    meta, data = rehearsal["meta"], rehearsal["data"]
+    name = next(n for n, k in sorted(meta["n_frames"].items()) if k >= 40 and n not in meta["quirks"])
+    path = next((data / "UCF-101").glob(f"*/{name}.avi"))
+    cap = cv2.VideoCapture(str(path))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    cap.release()
+    assert fourcc.upper() == "XVID", fourcc
+    keys = avi_keyframes(path)
+    assert len(keys) == meta["n_frames"][name] and keys[0]
+    assert 2 <= sum(keys) <= len(keys) // 4, keys  # a GOP of 12: a few keyframes, mostly inter frames
