@@ -57,7 +57,7 @@ def build_sets(tmp, real_dir, quick, workers):
                 os.makedirs(os.path.dirname(a), exist_ok=True)
                 os.symlink(os.path.abspath(s), a)
         with Pool(max(1, min(workers, 8))) as pool:
-            tasks = [(a, hf.store_path(a, fmt), fmt, 90) for fmt in ("hdf5", "jpeg") for a in avis]
+            tasks = [(a, "avi", hf.store_path(a, fmt), fmt, 90) for fmt in ("hdf5", "jpeg") for a in avis]
             for src, _, _, _, err in pool.map(prepare_data.convert, tasks):
                 if err:
                     raise RuntimeError(f"prepare_data could not convert {src}: {err}")
