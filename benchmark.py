@@ -1,7 +1,7 @@
 """Benchmark the data path and the models, and project the time of the whole assignment.
 
 Usage: python benchmark.py [--quick] [--device auto|cpu|cuda] [--workers N] [--budget-s 360] [--compile]
-                           [--out runs/benchmark.json]
+                           [--only one-core] [--out runs/benchmark.json]
        python benchmark.py --from-json runs/benchmark.json --model-json runs/bench_gpu.json   (re-project)
 
 All figures of a run are measured side by side on the same videos: the real UCF-101 clips in
@@ -9,7 +9,10 @@ All figures of a run are measured side by side on the same videos: the real UCF-
 prepare_data into a temporary root in the three formats: AVI, the course's raw uint8 HDF5 and our
 compact JPEG store. Loaders run the training path (ClipDataset / VideoDataset + make_loader: uint8,
 augmentation on) with 1 and N workers, from the page cache; on one core we also time the assignment's
-float loaders and a clip read cold (file evicted from the page cache: the disk, as at full scale).
+float loaders and a clip read cold (file evicted from the page cache: the disk, as at full scale), and
+our formats side by side with the peer decoders (PyAV; torchcodec when installed) doing the same work,
+with a frame-exactness check of every AVI decoder against decoding from the start (`--only one-core`:
+that table alone, a few minutes).
 Models run the training set-ups through engine.FineTune (forward, backward, Adam) and the test
 scripts' inference functions, naming dtype, batch, memory format and, on GPU, TFLOP/s against the
 dense bf16 peak. The JSON is rewritten after every step, so a run cut short keeps what it measured.
@@ -21,6 +24,7 @@ import os
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 import engine
@@ -43,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--arch-2d", default="resnet50")
     p.add_argument("--arch-3d", default="resnet50")
     p.add_argument("--real-videos", default=os.path.join(REPO, "..", "shared", "data", "videos"))
+    p.add_argument("--only", choices=["one-core"], default=None,
+                   help="one-core: only the one-core loader tables (ours against the peer decoders)")
     p.add_argument("--from-json", default=None, help="measure nothing: report this earlier run again")
     p.add_argument("--model-json", default=None, help="project with this run's model figures (e.g. the GPU's)")
     p.add_argument("--out", default="runs/benchmark.json")
@@ -128,10 +134,30 @@ def report(R):
           "cold (file evicted first)", ["set/format"] + [k + "/s" for k in kinds],
           [[f"{s}/{f}"] + [num(one.get((s, f, k))) for k in kinds]
            for s, f in dict.fromkeys((r["set"], r["format"]) for r in R["one_core"] if r["kind"] in kinds)])
+    same = [k for k, _ in measure.SAME_WORK]
+    rows = []
+    for s, f in dict.fromkeys((r["set"], r["format"]) for r in R["one_core"] if r["kind"] in same):
+        rows.append([f"{s}/{f}"] + [x for k in same for x in (
+            num(one.get((s, f, k))), num(one.get((s, f, k), np.nan) / one.get((s, "pyav", k), np.nan)))])
+    table("One core, the same work for our formats and the peer decoders: the same random 16-frame clips and "
+          "single frames, decoded, resized to 224 px, uint8", ["set/format"] + [x for k in same
+                                                               for x in (f"{k}/s", "x PyAV")], rows)
+    ex = {}
+    for r in R.get("exactness", []):
+        e = ex.setdefault((r["set"], r["format"]), dict(videos=0, exact_videos=0, clips=0, exact=0, off=[]))
+        e["videos"], e["exact_videos"] = e["videos"] + 1, e["exact_videos"] + (r["exact"] == r["clips"])
+        e["clips"], e["exact"] = e["clips"] + r["clips"], e["exact"] + r["exact"]
+        e["off"] += [r["video"]] * (r["exact"] < r["clips"])
+    table("Frame-exactness: 16-frame clips spread over each AVI, read by each decoder, against the same frames "
+          "decoded one by one from the start (OpenCV)", ["set/decoder", "videos exact", "clips exact", "not exact"],
+          [[f"{s}/{f}", f"{e['exact_videos']}/{e['videos']}", f"{e['exact']}/{e['clips']}", " ".join(e["off"]) or "-"]
+           for (s, f), e in ex.items()])
     table("JPEG decoding, one core: the same 16 compact-store frames through cv2.imdecode and simplejpeg "
-          "(the loaders')", ["set", "cv2 clips/s", "simplejpeg clips/s", "speed-up"],
+          "(the loaders'), and simplejpeg's fast DCT + fast upsampling (not used: the error it adds)",
+          ["set", "cv2 clips/s", "simplejpeg clips/s", "speed-up", "fast clips/s", "fast error (grey levels)"],
           [[r["set"], num(r["cv2_clips_per_s"]), num(r["simplejpeg_clips_per_s"]),
-            num(r["simplejpeg_clips_per_s"] / r["cv2_clips_per_s"])] for r in R.get("jpeg_decoder", [])])
+            num(r["simplejpeg_clips_per_s"] / r["cv2_clips_per_s"]), num(r.get("fast_clips_per_s")),
+            num(r.get("fast_mean_abs_error"))] for r in R.get("jpeg_decoder", [])])
     table("AVI: a random 16-frame clip by seeking vs decoding the whole video",
           ["set", "seek ms", "decode-all ms", "speed-up"],
           [[r["set"], num(r["seek_ms"]), num(r["decode_all_ms"]), num(r["speedup"])] for r in R["seek"]])
@@ -176,7 +202,7 @@ def main(args):
     t0 = time.time()
     args.seconds = args.seconds or (0.4 if args.quick else 2.0)
     args.deadline = t0 + args.budget_s if args.budget_s else float("inf")
-    R = dict(meta={}, bytes=[], loaders=[], one_core=[], jpeg_decoder=[], seek=[], models=[], pipeline=[],
+    R = dict(meta={}, bytes=[], loaders=[], one_core=[], jpeg_decoder=[], exactness=[], seek=[], models=[], pipeline=[],
              levers=[], gpu={}, derived={}, notes=[], skipped=[])
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
@@ -200,15 +226,18 @@ def main(args):
                              assignment=A, data_seconds=time.time() - t0)
             if "real" not in sets:
                 R["notes"].append(f"no real clips in {args.real_videos}: toy videos only")
-            main_plan, levers = measure.model_plan(args, device)
-            print(f"models on {R['meta']['device']}:", flush=True)
-            measure.measure_models(R, args, device, "models", main_plan, save)
-            measure.measure_pipeline(R, sets, args, device, save)
-            measure.measure_data(R, sets, args, save, gpu=device.type == "cuda")
-            if device.type == "cuda" and time.time() < args.deadline - 10:
-                measure.gpu_levers(R, sets, device, args.seconds)
-                save()
-            measure.measure_models(R, args, device, "levers", levers, save)  # torch.compile last: the slowest
+            if args.only == "one-core":
+                measure.measure_data(R, sets, args, save, loaders=False)
+            else:
+                main_plan, levers = measure.model_plan(args, device)
+                print(f"models on {R['meta']['device']}:", flush=True)
+                measure.measure_models(R, args, device, "models", main_plan, save)
+                measure.measure_pipeline(R, sets, args, device, save)
+                measure.measure_data(R, sets, args, save, gpu=device.type == "cuda")
+                if device.type == "cuda" and time.time() < args.deadline - 10:
+                    measure.gpu_levers(R, sets, device, args.seconds)
+                    save()
+                measure.measure_models(R, args, device, "levers", levers, save)  # torch.compile last: the slowest
         R["meta"].update(total_seconds=time.time() - t0, load_average_end=os.getloadavg()[0])
     models, pipeline, R["derived_source"] = R["models"], R.get("pipeline", []), f"this run ({R['meta']['device']})"
     if args.model_json:

@@ -14,6 +14,7 @@ The training scripts do not use the float loaders. Their workers hand over uint8
 copy) and `normalize` runs once on the device; the float loaders call the very same functions, so
 both paths give the same values.
 """
+import itertools
 import os
 import queue
 import random
@@ -21,11 +22,13 @@ import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
+import av
 import cv2
 import h5py
 import numpy as np
 import simplejpeg
 import torch
+from av.video.reformatter import VideoReformatter
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 # Normalisation constants (RGB, pixels scaled to [0, 1]).
@@ -142,7 +145,7 @@ def resolve_video(path, formats=FORMATS):
     """Return (fmt, real_path) of the first existing copy of a video, in `formats` order.
 
     `path` may also point straight at a video file anywhere: a .hdf5 in either store format, or any
-    other file, which OpenCV decodes (fmt "avi"), e.g. for predict.py.
+    other file, which FFmpeg decodes (fmt "avi", read through PyAV), e.g. for predict.py.
     """
     path = str(path)
     candidates = [(fmt, store_path(path, fmt)) for fmt in formats]
@@ -232,90 +235,170 @@ MAX_PLAUSIBLE_FRAMES = 10**6
 _DECODED_COUNTS = {}  # (path, mtime_ns, size) -> frames counted by decoding, for implausible headers
 
 
-def _plausible(n):
-    return 0 < n <= MAX_PLAUSIBLE_FRAMES
-
-
 def _file_key(path):
     st = os.stat(path)
     return os.path.realpath(path), st.st_mtime_ns, st.st_size
 
 
-def _avi_frame_count(path, cap):
-    """Frames of an open AVI: its header's count where plausible, else counted by decoding the file
+@contextmanager
+def _open_avi(path):
+    """(container, video stream) of a video file FFmpeg reads (through PyAV), decoding on this
+    thread only (DataLoader workers decode in parallel: one thread each), while it is open."""
+    try:
+        container = av.open(path)
+    except av.FFmpegError as e:
+        raise VideoReadError(path, f"cannot open this video (empty, corrupt or not a video: {e})") from e
+    try:
+        if not container.streams.video:
+            raise VideoReadError(path, "cannot open this video: it holds no video stream")
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        yield container, stream
+    finally:
+        container.close()
+
+
+def _header_frames(stream):
+    """The container's frame count, or None where it is implausible (<= 0 or > MAX_PLAUSIBLE_FRAMES)."""
+    n = stream.frames
+    return n if 0 < n <= MAX_PLAUSIBLE_FRAMES else None
+
+
+def _avi_frame_count(path, stream):
+    """Frames of an open video: its header's count where plausible, else counted by decoding the file
     once (remembered for this process, keyed by path, mtime and size), so that counting, training
     and testing give one file one verdict."""
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    if _plausible(n):
-        return n
-    key = _file_key(path)
-    if key not in _DECODED_COUNTS:
-        counter = cv2.VideoCapture(path)
-        try:
-            n = 0
-            while counter.grab():
-                n += 1
-        finally:
-            counter.release()
-        _DECODED_COUNTS[key] = n
-    return _DECODED_COUNTS[key]
+    n = _header_frames(stream)
+    n = _DECODED_COUNTS.get(_file_key(path)) if n is None else n
+    if n is None:
+        with _open_avi(path) as (container, s):
+            n = _DECODED_COUNTS[_file_key(path)] = sum(1 for _ in _decoded(container, s))
+    return n
 
 
-def _read_avi(path, indices):
-    """Decode the requested frames of an AVI (sorted unique `indices`, or None for all).
-
-    For a clip, seek to its first frame (FFmpeg decodes forward from the previous keyframe, which
-    is frame-exact and several times faster than decoding from the start for late clips; the
-    benchmark measures it), then decode in order, converting only the frames asked for. A file
-    whose header gives no plausible frame count (a raw MPEG-4 stream) is read from the start.
-    """
-    cap = cv2.VideoCapture(path)
+def _decoded(container, stream):
+    """The frames of `stream` in display order; ends at the first packet FFmpeg cannot decode (a
+    truncated or corrupt file), as OpenCV's grab() does: the caller says what is missing."""
     try:
-        if not cap.isOpened():
-            raise VideoReadError(path, "OpenCV cannot open this video (empty, corrupt or not a video)")
-        seekable = _plausible(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
-        n_header = _avi_frame_count(path, cap)
-        last = n_header - 1 if indices is None else indices[-1]
-        wanted = None if indices is None else set(indices)
-        i = 0
-        if indices and indices[0] > 0 and seekable and n_header > indices[0]:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, indices[0])
-            i = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
-            if i != indices[0]:  # the backend could not seek exactly: decode from the start
-                cap.release()
-                cap, i = cv2.VideoCapture(path), 0
-        frames = {}
-        while i <= last:
-            if not cap.grab():
+        yield from container.decode(stream)
+    except av.FFmpegError:
+        return
+
+
+def _seekable(container, stream):
+    """Whether a decoded frame's timestamp is its frame number, so that a seek lands where we know:
+    an AVI (one timestamp tick per frame) whose decoder reorders nothing. Packed-bitstream DivX
+    (two of the four real clips) has B-frames and timestamps that run 1, 2, 4, 3, 5, ...: such files
+    are read from the start, counting frames, like a raw stream (no index to seek by) and any file
+    whose header count is implausible (a broken header: its index is not trusted either)."""
+    rate, tb = stream.average_rate, stream.time_base
+    return (container.format.name == "avi" and not stream.codec_context.has_b_frames
+            and _header_frames(stream) is not None and rate is not None and tb is not None and rate * tb == 1)
+
+
+def _collect(path, container, stream, want, n, i):
+    """Decode forward, converting frames `want` (sorted unique) to uint8 RGB (len(want), H, W, 3).
+    Frames are numbered from `i`; i=None after a seek: from the first decoded frame's timestamp,
+    whose successors must then count up by one, else None is returned (the caller reads from the
+    start). `n`: the frame count the error message quotes (None: the file's length is unknown)."""
+    seeking, out, k = i is None, None, 0
+    for frame in _decoded(container, stream):
+        if seeking and (frame.pts is None or (i is None and frame.pts > want[0]) or
+                        (i is not None and frame.pts != i)):
+            return None
+        i = frame.pts if i is None else i
+        if i == want[k]:
+            out = _put(out, k, frame, len(want), path)
+            k += 1
+            if k == len(want):
                 break
-            if wanted is None or i in wanted:
-                ok, img = cap.retrieve()
-                if not ok:
-                    raise VideoReadError(path, f"frame {i} could not be decoded")
-                frames[i] = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-            i += 1
-    finally:
-        cap.release()
-    if i == 0:
+        i += 1
+    if k < len(want):
+        _missing(path, i, n)
+    return out
+
+
+_THREAD = threading.local()  # per thread: a swscale context may not be used by two threads at once
+
+
+def _to_rgb24(frame):
+    """A decoded frame as uint8 RGB (H, W, 3), through one reformatter per thread and process: its
+    swscale context is reused from frame to frame (frame.to_ndarray sets one up per frame, which
+    made a whole-video read 2x slower). One swscale thread (`threads=1`: the cores belong to the
+    DataLoader workers); a context inherited through fork is never used (a forked DataLoader worker
+    hung on the parent's swscale thread pool)."""
+    if getattr(_THREAD, "pid", None) != os.getpid():
+        _THREAD.rgb, _THREAD.pid = VideoReformatter(), os.getpid()
+    return _THREAD.rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
+
+
+def _put(out, k, frame, total, path):
+    """Convert a decoded frame to RGB into out[k], allocating out (total, H, W, 3) at the first frame
+    (one array for the clip: no list of frames to stack, a copy less)."""
+    rgb = _to_rgb24(frame)
+    if out is None:
+        out = np.empty((total,) + rgb.shape, dtype=np.uint8)
+    elif rgb.shape != out.shape[1:]:
+        raise VideoReadError(path, f"frame {k} is {rgb.shape[1]}x{rgb.shape[0]}, the first frame "
+                                   f"{out.shape[2]}x{out.shape[1]}")
+    out[k] = rgb
+    return out
+
+
+def _missing(path, decoded, n):
+    """Raise the error for a video that ended after `decoded` of its `n` frames."""
+    if not decoded:
         raise VideoReadError(path, "no frame could be decoded (empty, corrupt or not a video)")
-    if i <= last:
-        raise VideoReadError(path, f"only {i} of the {n_header} frames in its header could be "
-                                   f"decoded (truncated or corrupt file?)")
-    return np.stack([frames[k] for k in (range(i) if indices is None else indices)])
+    raise VideoReadError(path, f"only {decoded} of the {n} frames in its header could be decoded "
+                               f"(truncated or corrupt file?)")
 
 
-def count_frames(path):
-    """Number of frames of a video (any format): the AVI header's count where plausible, else the
+def _read_avi(path, container, stream, n, keys):
+    """Decode frames `keys` (sorted unique array; None: all) of an open video of `n` frames (None:
+    unknown, then all are read) as uint8 RGB (N, H, W, 3).
+
+    For a clip, seek to the keyframe before its first frame where timestamps are frame numbers
+    (`_seekable`): frame-exact and several times faster than decoding from the start for late
+    clips (benchmark.py measures it); else decode from the start. Only the frames asked for are
+    converted to RGB. PyAV decodes through FFmpeg as OpenCV does, to the same pixels (tests check
+    it), with less work per frame (benchmark.py's one-core table).
+    """
+    if keys is not None and not len(keys):
+        return np.empty((0, 0, 0, 3), dtype=np.uint8)
+    if keys is not None and keys[-1] >= n:
+        raise VideoReadError(path, f"frames up to {keys[-1]} requested, the video has {n}")
+    if keys is None and n is None:  # length unknown: frames listed, then stacked
+        frames = [_to_rgb24(f) for f in _decoded(container, stream)]
+        if not frames:
+            _missing(path, 0, n)
+        return np.stack(frames)
+    if keys is None:
+        out, k = None, 0
+        for k, frame in enumerate(itertools.islice(_decoded(container, stream), n)):
+            out = _put(out, k, frame, n, path)
+        if out is None or k < n - 1:
+            _missing(path, 0 if out is None else k + 1, n)
+        return out
+    want = keys.tolist()
+    if want[0] > 0 and _seekable(container, stream):
+        container.seek(want[0], stream=stream, backward=True, any_frame=False)
+        frames = _collect(path, container, stream, want, n, None)
+        if frames is not None:
+            return frames
+        with _open_avi(path) as (container, stream):
+            return _collect(path, container, stream, want, n, 0)
+    return _collect(path, container, stream, want, n, 0)
+
+
+def count_frames(path: str) -> int:
+    """Number of frames of a video (any format): an AVI's header count where plausible, else the
     frames decoded (once per file and process)."""
     fmt, real = resolve_video(path)
     if fmt == "avi":
-        cap = cv2.VideoCapture(real)
-        try:
-            n = _avi_frame_count(real, cap) if cap.isOpened() else 0
-        finally:
-            cap.release()
+        with _open_avi(real) as (_, stream):
+            n = _avi_frame_count(real, stream)
         if n <= 0:
-            raise VideoReadError(real, "OpenCV cannot open this video or it has no frames")
+            raise VideoReadError(real, "no frame could be decoded (empty, corrupt or not a video)")
         return n
     with _open_h5(real) as (_, ds):
         n = len(ds)
@@ -333,9 +416,17 @@ def read_frames(path, indices=None, formats=FORMATS):
     `formats`: which copies may be read, in order (prepare_data.py reads its source format only).
     """
     fmt, real = resolve_video(path, formats)
-    if fmt == "avi":  # a second open, for the frame count: ~0.6 ms, against ~10 ms to decode a clip
-        keys, order = _unique_indices(real, indices(count_frames(real)) if callable(indices) else indices)
-        frames = _read_avi(real, None if keys is None else keys.tolist())
+    if fmt == "avi":  # one open: the count (for a random clip), then the frames
+        with _open_avi(real) as (container, stream):
+            if indices is None and _header_frames(stream) is None:  # a raw stream read whole: its
+                frames = _read_avi(real, container, stream, None, None)  # length is what decodes
+                _DECODED_COUNTS[_file_key(real)] = len(frames)
+                return frames
+            n = _avi_frame_count(real, stream)
+            if n == 0:
+                raise VideoReadError(real, "no frame could be decoded (empty, corrupt or not a video)")
+            keys, order = _unique_indices(real, indices(n) if callable(indices) else indices)
+            frames = _read_avi(real, container, stream, n, keys)
     else:
         with _open_h5(real) as (kind, ds):
             n = len(ds)

@@ -8,11 +8,14 @@ import os
 import time
 from multiprocessing import Pool
 
+import av
 import cv2
 import h5py
 import numpy as np
+import simplejpeg
 import torch
 import torch.nn.functional as F
+from av.video.reformatter import VideoReformatter
 from torch.utils.flop_counter import FlopCounterMode
 
 import engine
@@ -27,6 +30,12 @@ A = dict(epochs=10, train=9537, test=3783, video_frames=186, clip=16, stride=8, 
 PEAK_BF16 = [("H100 PCIe", 756), ("H100", 989), ("H200", 989), ("A100", 312)]  # dense TFLOP/s, spec sheets
 LOADS = [("frame", 1, 224, 16), ("clip", 16, 224, 4), ("video", 0, 224, 1), ("clip", 16, 112, 4)]  # T 0: all
 MODEL_KEYS = ["2D train", "3D train", "2D test frames", "3D test windows", "3D test full"]
+# The one-core side-by-side table: our formats and the peer decoders do the same work on the same
+# random clips (16 frames) and frames (1): decode, resize to 224 px (no augmentation: peers have none), uint8.
+SAME_WORK = (("uint8 clip", 16), ("uint8 frame", 1))
+NO_AUG = hf.Augment()
+JOBS = 240  # pre-drawn (video, frames) pairs, cycled through by every format and peer in the same order
+EXACT_STARTS = 12  # clip starts per video in the frame-exactness check (4 with --quick), spread evenly
 
 
 # ----------------------------------------------------------------------------- data
@@ -48,7 +57,7 @@ def build_sets(tmp, real_dir, quick, workers):
                 os.makedirs(os.path.dirname(a), exist_ok=True)
                 os.symlink(os.path.abspath(s), a)
         with Pool(max(1, min(workers, 8))) as pool:
-            tasks = [(a, hf.store_path(a, fmt), fmt, 90) for fmt in ("hdf5", "jpeg") for a in avis]
+            tasks = [(a, "avi", hf.store_path(a, fmt), fmt, 90) for fmt in ("hdf5", "jpeg") for a in avis]
             for src, _, _, _, err in pool.map(prepare_data.convert, tasks):
                 if err:
                     raise RuntimeError(f"prepare_data could not convert {src}: {err}")
@@ -111,7 +120,132 @@ def jpeg_bytes(path, n=None):
         return h["jpeg"][:n]
 
 
-def measure_data(R, sets, args, save, gpu=False):
+# ----------------------------------------------------------------------------- peer decoders
+
+def pyav_frames(path, indices, reformatter=True):
+    """PyAV used frame-exactly: decode from the start on one thread, counting frames, converting the
+    ones asked for (sorted unique `indices`) to uint8 RGB (N, H, W, 3): through one VideoReformatter
+    (its swscale context reused: PyAV at its fastest), or frame.to_ndarray (reformatter=False: the
+    documented way, which sets up a swscale context per frame)."""
+    rgb = VideoReformatter() if reformatter else None
+    with av.open(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_count = 1
+        want, out = set(indices), []
+        for i, frame in enumerate(c.decode(stream)):
+            if i in want:
+                out.append(rgb.reformat(frame, format="rgb24").to_ndarray() if rgb else
+                           frame.to_ndarray(format="rgb24"))
+            if i >= indices[-1]:
+                break
+    return np.stack(out)
+
+
+def pyav_pts_frames(path, indices):
+    """PyAV seeking by timestamp, as its documentation suggests: seek to the keyframe before
+    indices[0] (an AVI timestamp counts frames), keep the frames whose timestamp is asked for. Not
+    frame-exact on packed-bitstream DivX, whose decoded timestamps run 1, 2, 4, 3, 5, ...: only in the
+    exactness check."""
+    with av.open(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_count = 1
+        if indices[0] > 0:
+            c.seek(int(indices[0]), stream=stream, backward=True, any_frame=False)
+        want, out = set(indices), {}
+        for frame in c.decode(stream):
+            if frame.pts in want:
+                out[frame.pts] = frame.to_ndarray(format="rgb24")
+            if frame.pts is None or frame.pts >= indices[-1] or len(out) == len(want):
+                break
+    found = [out[i] for i in indices if i in out]  # fewer than asked when timestamps skip them
+    return np.stack(found) if found else np.empty((0, 0, 0, 3), dtype=np.uint8)
+
+
+def torchcodec_frames(path, indices):
+    """torchcodec (when installed): its exact-seek decoder, one FFmpeg thread, frames by index."""
+    from torchcodec.decoders import VideoDecoder
+    dec = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=1, seek_mode="exact")
+    return dec.get_frames_at([int(i) for i in indices]).data.numpy()
+
+
+def peer_readers(R):
+    """{format name: read(path, sorted unique indices) -> uint8 RGB (N, H, W, 3)} for the peer
+    decoders installed; a note for each one missing."""
+    readers = {"pyav": pyav_frames, "pyav, frame.to_ndarray": lambda p, idx: pyav_frames(p, idx, reformatter=False)}
+    try:
+        import torchcodec.decoders  # noqa: F401
+        readers["torchcodec"] = torchcodec_frames
+    except (ImportError, OSError, RuntimeError) as e:  # not installed, or its FFmpeg libraries missing
+        note = f"torchcodec not measured ({type(e).__name__}: {str(e)[:120]})"
+        R["notes"] += [note] * (note not in R["notes"])
+    return readers
+
+
+def reference_frames(path):
+    """Every frame of an AVI decoded by OpenCV one by one from the start (independent of PyAV and of
+    our reader): uint8 RGB (T, H, W, 3)."""
+    cap = cv2.VideoCapture(path)
+    frames = []
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    finally:
+        cap.release()
+    if not frames:
+        raise RuntimeError(f"{path}: OpenCV decodes no frame of it")
+    return np.stack(frames)
+
+
+def frame_exactness(name, avis, readers, starts):
+    """Rows (one per video and reader) of 16-frame clips at `starts` positions spread over each video,
+    read by each reader and compared with `reference_frames`: clips checked and clips exact."""
+    rows = []
+    for p in avis:
+        real = hf.resolve_video(p)[1]
+        ref = reference_frames(real)
+        for fmt, read in readers.items():
+            clips = [np.arange(s, s + A["clip"]) for s in
+                     np.unique(np.linspace(0, len(ref) - A["clip"], starts).astype(int))]
+            exact = sum(int(np.array_equal(read(real, idx), ref[idx])) for idx in clips)
+            rows.append(dict(set=name, format=fmt, video=hf.video_name(p), clips=len(clips), exact=exact))
+    return rows
+
+
+def same_work_calls(fmts, readers, rng):
+    """{(format, kind): call} for the side-by-side table: each call reads the next pre-drawn random
+    clip or frame (the same sequence for every format and peer), resizes it to 224 px and returns uint8
+    (T, 224, 224, 3). Our formats go through read_frames (one open, as training reads); peers get the AVI."""
+    avis = [hf.resolve_video(p)[1] for p in fmts["avi"]]
+    jobs = {kind: [(k, hf.clip_indices(hf.count_frames(avis[k]), T, rng))
+                   for k in rng.integers(len(avis), size=JOBS)] for kind, T in SAME_WORK}
+    calls = {}
+    for kind, _ in SAME_WORK:
+        for fmt in hf.FORMATS:
+            it = iter(jobs[kind] * 10**4)
+            calls[fmt, kind] = lambda it=it, ps=fmts[fmt]: (lambda k, idx: hf.apply_augment(
+                hf.read_frames(ps[k], lambda n: idx), NO_AUG, 224))(*next(it))
+        for fmt, read in readers.items():
+            it = iter(jobs[kind] * 10**4)
+            calls[fmt, kind] = lambda it=it, read=read: (lambda k, idx: hf.apply_augment(
+                read(avis[k], idx), NO_AUG, 224))(*next(it))
+    return calls
+
+
+def jpeg_fast_error(fmts):
+    """Mean absolute error (grey levels) that simplejpeg's fast DCT and fast upsampling add to the
+    compact store's frames, against its exact decode, over every frame of the set."""
+    errs = []
+    for p in fmts["jpeg"]:
+        for b in jpeg_bytes(p):
+            exact = simplejpeg.decode_jpeg(b, "RGB").astype(np.int16)
+            errs.append(np.abs(simplejpeg.decode_jpeg(b, "RGB", fastdct=True, fastupsample=True) - exact).mean())
+    return float(np.mean(errs))
+
+
+def measure_data(R, sets, args, save, gpu=False, loaders=True):
     for name, fmts in sets.items():
         for fmt, ps in fmts.items():
             R["bytes"].append(dict(set=name, format=fmt, videos=len(ps),
@@ -119,7 +253,7 @@ def measure_data(R, sets, args, save, gpu=False):
                                    bytes_per_video=np.mean([os.path.getsize(hf.resolve_video(p)[1]) for p in ps])))
     rng = np.random.default_rng(0)
     for name, fmts in sets.items():
-        for kind, frames, size, batch in LOADS[:3] if args.quick else LOADS:
+        for kind, frames, size, batch in (LOADS[:3] if args.quick else LOADS) if loaders else ():
             # a GPU node: the training batch (per-batch costs of moving data between processes count)
             batch = {"frame": 100, "clip": 32}.get(kind, batch) if gpu else batch
             for fmt in ("jpeg", "hdf5", "avi"):
@@ -136,11 +270,15 @@ def measure_data(R, sets, args, save, gpu=False):
             R["skipped"].append(f"one-core loaders and AVI seek on {name}: out of --budget-s")
             continue
         it = {fmt: iter(ps * 10**4) for fmt, ps in fmts.items()}
-        clip = lambda p, warm=True: hf.load_clip_uint8(p, True, 224, 16, rng) if warm else (evict(p), clip(p))
+        cold = lambda p: (evict(p), hf.load_clip_uint8(p, True, 224, 16, rng))
         kinds = (("loadFrame", lambda p: hf.loadFrame((p, True), size=224, rng=rng)),  # the assignment's float loaders
                  ("loadSequence", lambda p: hf.loadSequence((p, True), size=224, rng=rng)),
-                 ("uint8 clip", clip), ("uint8 clip, cold", lambda p: clip(p, warm=False)))
+                 ("uint8 clip, cold", cold))
         calls = {(f, k): (lambda f=f, fn=fn: fn(next(it[f]))) for f in ("jpeg", "hdf5", "avi") for k, fn in kinds}
+        readers = peer_readers(R)
+        calls.update(same_work_calls(fmts, readers, rng))
+        # the decoder levers: simplejpeg's fast DCT and upsampling (the error they add is measured below)
+        fast = lambda b: [simplejpeg.decode_jpeg(x, "RGB", fastdct=True, fastupsample=True) for x in b]
         avi = iter([(p, hf.clip_indices(hf.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3])
         calls["jpeg", "bytes for --decode device"] = lambda: hf.load_clip_jpeg(next(it["jpeg"]), True, 16, rng)
         calls["avi", "seek"] = lambda: hf.read_frames(*next(avi))
@@ -148,6 +286,7 @@ def measure_data(R, sets, args, save, gpu=False):
         jb = iter([jpeg_bytes(p, A["clip"]) for p in fmts["jpeg"]] * 10**4)
         calls["jpeg", "16 JPEGs, cv2.imdecode"] = lambda: [cv2.imdecode(b, cv2.IMREAD_COLOR_RGB) for b in next(jb)]
         calls["jpeg", "16 JPEGs, simplejpeg"] = lambda: hf._decode_all(next(jb), "", np.arange(A["clip"]))
+        calls["jpeg", "16 JPEGs, simplejpeg fast"] = lambda: fast(next(jb))
         calls["avi", "decode all"] = lambda: (lambda p, i: hf.read_frames(p)[i])(*next(avi))
         best, rounds, threads = {}, 1 if args.quick else 3, torch.get_num_threads()
         torch.set_num_threads(1)  # one core, as in a DataLoader worker (normalize runs in torch)
@@ -157,7 +296,13 @@ def measure_data(R, sets, args, save, gpu=False):
         torch.set_num_threads(threads)
         R["one_core"] += [dict(set=name, format=f, kind=k, clips_per_s=1 / s) for (f, k), s in best.items()]
         R["jpeg_decoder"].append(dict(set=name, cv2_clips_per_s=1 / best["jpeg", "16 JPEGs, cv2.imdecode"],
-                                      simplejpeg_clips_per_s=1 / best["jpeg", "16 JPEGs, simplejpeg"]))
+                                      simplejpeg_clips_per_s=1 / best["jpeg", "16 JPEGs, simplejpeg"],
+                                      fast_clips_per_s=1 / best["jpeg", "16 JPEGs, simplejpeg fast"],
+                                      fast_mean_abs_error=jpeg_fast_error(fmts)))
+        exact = {f: r for f, r in readers.items() if f != "pyav, frame.to_ndarray"}  # the same frames as "pyav"
+        R["exactness"] += frame_exactness(name, fmts["avi"], {"avi": lambda p, idx: hf.read_frames(p, idx),
+                                                              **exact, "pyav, seek by pts": pyav_pts_frames},
+                                          4 if args.quick else EXACT_STARTS)
         seek, full = best["avi", "seek"], best["avi", "decode all"]
         R["seek"].append(dict(set=name, seek_ms=1e3 * seek, decode_all_ms=1e3 * full, speedup=full / seek))
         save()

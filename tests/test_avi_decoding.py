@@ -6,6 +6,7 @@ get one verdict everywhere: counting, training clips and whole-video testing.
 
 Usage: .venv/bin/pytest -q tests/test_avi_decoding.py
 """
+import multiprocessing
 import os
 
 import av
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import helperFunctions as hf
+import measure
 from conftest import canonical_path
 
 N_FRAMES, W, H, GOP = 40, 80, 64, 12  # a GOP longer than one frame: inter frames, as in UCF-101
@@ -48,18 +50,8 @@ def write_raw_mpeg4(path, frames, fps=25):
 
 def decode_one_by_one(path):
     """Every frame of a video, decoded in order from the start by OpenCV (independent of our
-    reader): uint8 RGB (T, H, W, 3)."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(bgr[:, :, ::-1])
-    finally:
-        cap.release()
-    return np.stack(frames)
+    reader, which is PyAV): uint8 RGB (T, H, W, 3). benchmark.py's exactness check uses the same."""
+    return measure.reference_frames(str(path))
 
 
 @pytest.fixture
@@ -116,3 +108,70 @@ def test_count_remembered_per_file_version(raw_stream):
     write_raw_mpeg4(raw_stream, moving_frames(N_FRAMES // 2, seed=1))
     os.utime(raw_stream, ns=(0, 10**9))  # a new mtime even on a coarse-clock file system
     assert hf.count_frames(raw_stream) == N_FRAMES // 2 == len(decode_one_by_one(raw_stream))
+
+
+def write_mpeg4_avi(path, frames, fps=25.0):
+    """RGB frames (T, H, W, 3) -> MPEG-4 Part 2 in AVI through OpenCV ('FMP4': FFmpeg's encoder, a
+    keyframe every 12 frames, no B-frames): an AVI whose clips are read by seeking."""
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FMP4"), fps, (w, h))
+    assert writer.isOpened(), f"{path}: OpenCV has no MPEG-4 encoder"
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def clips_exact(path, ref, monkeypatch):
+    """Every 16-frame clip of a video read through read_frames equals the frames decoded one by one
+    from the start (`ref`), with one open of the file per clip. Returns how many clips seeked."""
+    opened, seeks, open_, collect = [], [], av.open, hf._collect
+    monkeypatch.setattr(av, "open", lambda p, *a, **k: (opened.append(p), open_(p, *a, **k))[1])
+    monkeypatch.setattr(hf, "_collect", lambda *a: (seeks.append(a[-1] is None), collect(*a))[1])
+    for s in range(len(ref) - 15):
+        opened.clear()
+        assert np.array_equal(hf.read_frames(path, np.arange(s, s + 16)), ref[s:s + 16]), (path, s)
+        assert len(opened) == 1, (path, s, opened)
+        if s % 8 == 0:
+            opened.clear()
+            hf.load_clip_uint8(path, False, 32, 16, np.random.default_rng(s))
+            assert len(opened) == 1, (path, s, opened)  # the count and the clip from one open
+    monkeypatch.undo()
+    return sum(seeks)
+
+
+def test_real_clips_seek_exact(real_root, monkeypatch):
+    """Our AVI reader (PyAV) on the real XviD/DivX clips: the whole video equals OpenCV's decode
+    pixel for pixel, and every 16-frame clip equals the same frames decoded one by one from the start,
+    including the packed-bitstream ones (B-frames, timestamps 1, 2, 4, 3, ...), which are never seeked."""
+    seeked = {}
+    for p in real_root.paths:
+        src = real_root.source[p]
+        ref = decode_one_by_one(src)
+        assert len(ref) == real_root.frames[p] == hf.count_frames(src)
+        assert np.array_equal(hf.read_frames(src), ref)
+        seeked[hf.video_name(p)] = clips_exact(src, ref, monkeypatch)
+    assert seeked["v_Basketball_g01_c01"] > 0  # a keyframe every 12 frames: its clips do seek
+    assert seeked["v_ApplyEyeMakeup_g01_c01"] == seeked["v_Shotput_g05_c02"] == 0  # packed: from the start
+
+
+def test_generated_mpeg4_avi_seek_exact(tmp_path, monkeypatch):
+    path = canonical_path(tmp_path, "v_Seek_g01_c01")
+    os.makedirs(os.path.dirname(path))
+    write_mpeg4_avi(path, moving_frames(N_FRAMES))
+    ref = decode_one_by_one(path)
+    assert len(ref) == N_FRAMES == hf.count_frames(path)
+    assert clips_exact(path, ref, monkeypatch) > 0
+
+
+def test_forked_workers_decode_after_parent(real_root):
+    """DataLoader workers are forked: a process that has decoded (and so set up swscale) must still
+    fork workers that decode. A context inherited through fork once hung them; a timeout catches it."""
+    src = [real_root.source[p] for p in real_root.paths]
+    expected = [hf.read_frames(p, [5]) for p in src]  # the parent decodes first
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        got = pool.map_async(_frame5, src).get(timeout=120)
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+def _frame5(path):
+    return hf.read_frames(path, [5])

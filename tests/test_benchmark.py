@@ -1,5 +1,6 @@
 """benchmark.py made tiny on CPU: every section is filled and every figure is a positive number.
 No timing assertions (the machine is shared). Usage: pytest -q tests/test_benchmark.py"""
+import importlib.util
 import json
 import math
 import sys
@@ -8,6 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import benchmark  # noqa: E402
+import helperFunctions as hf  # noqa: E402
+import measure  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def numbers(x):
@@ -32,10 +36,18 @@ def test_benchmark_tiny(tmp_path, capsys):
     assert {(r["format"], r["kind"], r["workers"]) for r in R["loaders"]} == \
         {(f, k, 1) for f in ("jpeg", "hdf5", "avi") for k in ("frame", "clip", "video")} | \
         {("jpeg", k, 2) for k in ("frame", "clip", "video")}
+    peers = {"pyav"} | ({"torchcodec"} if importlib.util.find_spec("torchcodec") else set())
+    timed = peers | {"pyav, frame.to_ndarray"}
     assert {(r["format"], r["kind"]) for r in R["one_core"]} == {("avi", "seek"), ("avi", "decode all")} | \
-        {(f, k) for f in ("jpeg", "hdf5", "avi") for k in ("loadFrame", "loadSequence", "uint8 clip", "uint8 clip, cold")} | \
-        {("jpeg", k) for k in ("bytes for --decode device", "16 JPEGs, cv2.imdecode", "16 JPEGs, simplejpeg")}
+        {(f, k) for f in ("jpeg", "hdf5", "avi") for k in ("loadFrame", "loadSequence", "uint8 clip, cold")} | \
+        {(f, k) for f in {"jpeg", "hdf5", "avi"} | timed for k in ("uint8 clip", "uint8 frame")} | \
+        {("jpeg", k) for k in ("bytes for --decode device", "16 JPEGs, cv2.imdecode", "16 JPEGs, simplejpeg",
+                               "16 JPEGs, simplejpeg fast")}
     assert [r["set"] for r in R["jpeg_decoder"]] == ["toy"]
+    # the frame-exactness check: every toy AVI (MJPG, every frame a keyframe) by every decoder, all exact
+    assert {r["format"] for r in R["exactness"]} == {"avi", "pyav, seek by pts"} | peers
+    assert len(R["exactness"]) == 12 * len({"avi", "pyav, seek by pts"} | peers)  # the 12 toy videos
+    assert all(r["clips"] == 4 and r["exact"] == r["clips"] for r in R["exactness"]), R["exactness"]
     # training fed by the real loader, both decode paths, next to the model alone
     assert {(r["kind"], r["decode"], r["copy_ahead"]) for r in R["pipeline"]} == \
         {(k, d, a) for k in ("2d", "3d") for d, a in (("worker", False), ("worker", True), ("device", False))}
@@ -46,9 +58,28 @@ def test_benchmark_tiny(tmp_path, capsys):
     d = R["derived"]
     assert set(d["phases"]) >= {"2D training", "3D training", "2D full-video test"}
     assert d["total_min_full"] > 0 and d["total_min_windows"] > 0
-    for key in ("bytes", "loaders", "one_core", "jpeg_decoder", "seek", "models", "pipeline", "derived"):
+    for key in ("bytes", "loaders", "one_core", "jpeg_decoder", "exactness", "seek", "models", "pipeline", "derived"):
         vals = numbers(R[key])
         assert vals and all(math.isfinite(v) and v > 0 for v in vals), (key, R[key])
     printed = capsys.readouterr().out
     assert "Projected assignment" in printed and "3D test windows" in printed and "Training fed by the loader" in printed \
-        and "simplejpeg" in printed
+        and "simplejpeg" in printed and "x PyAV" in printed and "Frame-exactness" in printed
+
+
+def test_frame_exactness_check_catches_wrong_frames(real_root):
+    """The check compares with OpenCV's decode from the start, so it can fail: a reader that returns
+    frame i-1 for frame i is caught on every clip; PyAV seeking by timestamp is caught on
+    the packed-bitstream real clips (decoded timestamps 1, 2, 4, 3, ...) and passes on the others;
+    our reader and PyAV from the start are exact on all four."""
+    off_by_one = lambda p, idx: measure.reference_frames(p)[np.maximum(idx - 1, 0)]
+    avis = [real_root.source[p] for p in real_root.paths]  # the AVIs themselves (no copies beside them)
+    rows = measure.frame_exactness("real", avis, {"avi": lambda p, idx: hf.read_frames(p, idx),
+                                                             "pyav": measure.pyav_frames,
+                                                             "pts": measure.pyav_pts_frames, "off": off_by_one}, 5)
+    got = {(r["format"], r["video"]): (r["exact"], r["clips"]) for r in rows}
+    packed = {"v_ApplyEyeMakeup_g01_c01", "v_Shotput_g05_c02"}
+    for p in real_root.paths:
+        v = hf.video_name(p)
+        assert got["avi", v] == got["pyav", v] == (5, 5), (v, got)
+        assert got["off", v] == (0, 5), (v, got)
+        assert (got["pts", v][0] < 5) == (v in packed), (v, got)

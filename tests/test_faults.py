@@ -46,7 +46,7 @@ BAD = {"zero_byte": "avi", "truncated": "avi", "garbage": "avi", "no_video": "hd
        "channels_first": "hdf5", "empty": "hdf5", "missing": None}
 ODD = {"short": "avi", "gray_avi": "avi", "gray_raw": "hdf5", "odd_size_raw": "hdf5"}
 # What the message says about each corrupt video, after its file name.
-WHY = {"zero_byte": "OpenCV cannot open", "truncated": "truncated", "garbage": "OpenCV cannot open",
+WHY = {"zero_byte": "cannot open this video", "truncated": "truncated", "garbage": "cannot open this video",
        "no_video": "neither a 'video' nor a 'jpeg' dataset", "float": "dtype float32",
        "channels_first": "expected (T, H, W, 3)", "empty": "no frames", "missing": "no copy of this video found"}
 CLASSES = ["BallRollLeft", "BallRollRight", "RedCircle", "StripedSquare"]  # the 4-class toy's classInd

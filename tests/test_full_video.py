@@ -230,7 +230,7 @@ def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, caps
     res = predict.main(predict.parse_args([video, str(raw), missing, str(corrupt), str(jpeg),
                                            "--single-frame", ckpts["2d"], "--three-d", ckpts["3d"]]))
     out, err = capsys.readouterr()
-    assert f"cannot read {missing}" in err and f"cannot read {corrupt}" in err and len(res) == 3
+    assert f"file not found: {missing}" in err and f"cannot read {corrupt}" in err and len(res) == 3
     assert "fused (weight 0.5 on single-frame)" in out and f"{video} ({len(frames)} frames)" in out
     sf, td = (combine_results.load_predictions(str(runs[k])) for k in ("sf", "windows"))
     i = list(sf.videos).index(hf.video_name(video))
