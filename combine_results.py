@@ -315,8 +315,14 @@ def main(args):
     return results
 
 
-if __name__ == "__main__":
+def run_cli(main, parse_args, script):
+    """main(parse_args()) as a command: a bad input (ValueError, FileNotFoundError, whose messages name
+    the files) ends with one line `<script>: <message>` and exit status 1, not a traceback."""
     try:
-        main(parse_args())
-    except (ValueError, FileNotFoundError) as e:  # bad inputs: one line naming the files, no traceback
-        raise SystemExit(f"combine_results.py: {e}") from None
+        return main(parse_args())
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"{script}: {e}") from None
+
+
+if __name__ == "__main__":
+    run_cli(main, parse_args, "combine_results.py")

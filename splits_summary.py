@@ -107,7 +107,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except (ValueError, FileNotFoundError) as e:  # bad input: one line naming the files, no traceback
-        raise SystemExit(f"splits_summary.py: {e}") from None
+    from combine_results import run_cli
+    run_cli(main, parse_args, "splits_summary.py")
