@@ -380,3 +380,20 @@ def test_report_shows_intervals_tests_weight_splits_and_settings(val_run, tmp_pa
     assert f"{res['paired']['fused_vs_3d']['p_value']:.3g}" in md and "exact McNemar" in md
     assert f"Fusion weight {res['fusion']['weight']:g} on single-frame, chosen on validation" in md
     assert "| crops | center | center |" in md and "| subset | test | test |" in md
+
+
+def test_make_demo_splits_runs_each_split_into_its_own_folder():
+    """make -n: what `make demo SPLITS="1 3"` would run (nothing is run)."""
+    p = subprocess.run(["make", "-n", "-o", ".venv/.installed", "demo", "SPLITS=1 3"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    for s in (1, 3):
+        train = [x for x in lines if x.startswith(".venv/bin/python train_3d.py")
+                 and f"--out runs/toy/split{s}/3d " in x]
+        assert len(train) == 1 and f"--split {s} " in train[0] and "--val-groups 1 " in train[0]
+        assert any(f"--subset val --checkpoint runs/toy/split{s}/single_frame/checkpoint.pt" in x for x in lines)
+    assert ".venv/bin/python splits_summary.py --runs runs/toy/split1 runs/toy/split3 " \
+           "--out runs/toy/splits_summary.json" in lines
+    assert lines[-1].endswith("--results runs/toy/split1/combined --splits-summary runs/toy/splits_summary.json "
+                              "--out report/report.pdf")
