@@ -599,7 +599,8 @@ def save_results(out, paths, labels, scores, class_list, summary, failed, attrs)
             print(f"  {class_list[c]:<28s} {acc[c]:6.3f}  ({counts[c]} videos)")
     if failed_names:
         print(f"{len(failed_names)} videos could not be decoded and count as wrong: {', '.join(failed_names)}")
-    print(f"video-level accuracy over {summary['n_videos']} test videos ({summary['n_failed']} failed): "
+    print(f"video-level accuracy over {summary['n_videos']} {attrs.get('subset', 'test')} videos "
+          f"({summary['n_failed']} failed): "
           f"top1 {summary['top1']:.4f}  top5 {summary['top5']:.4f}  top10 {summary['top10']:.4f}  "
           f"mean class {summary['mean_class_accuracy']:.4f}")
     print(f"saved {out}/predictions.h5, metrics.json, confusion_matrix.npy and UCF-101-predictions/")

@@ -118,11 +118,12 @@ def getUCF101(base_directory="", split=1):
 
 
 # A UCF-101 video name ends in _gNN_cMM: group NN (one actor / setting), clip MM of that group.
-GROUP_PATTERN = re.compile(r"_g(\d+)_c\d+$")
+GROUP_PATTERN = re.compile(r"_g(\d+)(?:_[^_]*)?$")
 
 
 def video_group(path):
-    """'<root>/UCF-101/Class/v_Class_g08_c01.avi' -> 8 (the group number); ValueError if the name has none."""
+    """'<root>/UCF-101/Class/v_Class_g08_c01.avi' -> 8 (the group number: _gNN, last or followed by one
+    more _part such as _c01); ValueError if the name has none."""
     m = GROUP_PATTERN.search(video_name(path))
     if m is None:
         raise ValueError(f"{path}: not a UCF-101 video name ending in _gNN_cMM, so it has no group")
@@ -141,9 +142,11 @@ def split_validation(paths, labels, val_groups, source="the train list"):
     paths, labels = np.asarray(paths), np.asarray(labels, dtype=np.int64)
     if val_groups < 0:
         raise ValueError(f"--val-groups must be 0 or more, got {val_groups}")
+    if val_groups == 0:  # the assignment's train list, whatever its names look like
+        return (paths, labels), (paths[:0], labels[:0])
     groups = np.array([video_group(p) for p in paths], dtype=np.int64)
     val = np.zeros(len(paths), dtype=bool)
-    for c in np.unique(labels) if val_groups else ():
+    for c in np.unique(labels):
         present = np.unique(groups[labels == c])
         if len(present) <= val_groups:
             cls = os.path.basename(os.path.dirname(str(paths[labels == c][0])))
