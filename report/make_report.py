@@ -252,6 +252,7 @@ def md_tables(tables, level="###"):
 
 PAIR_NAMES = {"3d_vs_single_frame": ("3d", "single_frame"), "fused_vs_3d": ("fused", "3d"),
               "fused_vs_single_frame": ("fused", "single_frame")}
+SHORT_NAMES = {"single_frame": "Single-frame", "3d": "3D", "fused": "Fused"}
 SETTING_KEYS = ("subset", "split", "val_groups", "crops", "flip", "mode", "stride", "average", "size", "arch",
                 "checkpoint_epoch")
 
@@ -284,7 +285,7 @@ def fusion_text(results):
 
 def evaluation_tables(results):
     """Tables of the evaluation page: top-1 with intervals, McNemar tests, test-time settings."""
-    label, m = names(results), results["models"]
+    label, m = SHORT_NAMES, results["models"]  # short: the four-column tables share the width equally
     ci = [[label[k], pct(m[k]["top1"]), ci_text(m[k]), str(m[k]["n_videos"])] for k in MODELS]
     paired = [[f"{label[a]} vs {label[b]}", str(r["a_only"]), str(r["b_only"]), f"{r['p_value']:.3g}"]
               for key, (a, b) in PAIR_NAMES.items() if (r := results.get("paired", {}).get(key))]
@@ -366,7 +367,7 @@ def main(args):
                        accuracy, subtitle=intro))
         save(text_page("Evaluation: intervals, paired tests, fusion weight, test-time settings", eval_blocks,
                        eval_tables))
-        md += ["", "## Evaluation", ""] + md_tables(eval_tables) + eval_blocks
+        md += ["", "## Evaluation", ""] + md_tables(eval_tables) + sum(([b, ""] for b in eval_blocks), [])
         md += ["", "## Confusion matrices", ""]
         for k in MODELS:
             save(confusion_page(cms[k], results["class_list"], f"Confusion matrix: {label[k]}"),
