@@ -10,6 +10,8 @@ DATA_ROOT ?= data/toy
 IMAGENET ?= imagenet
 KINETICS ?= resnet-50-kinetics.pth
 SEED ?= 0
+# Official splits to run: SPLITS="1 2 3" runs each into $(RUN)/split<N> and writes $(RUN)/splits_summary.json.
+SPLITS ?= 1
 
 ifeq ($(DATA_ROOT),data/toy)
 # Toy UCF-101 (make_toy_ucf101.py; SEED also seeds the toy: SEED=1 gets its own data and run folders).
@@ -25,6 +27,8 @@ SF_FLAGS := --weights none --arch resnet18 --train-from all --size 32 --epochs 1
 TD_FLAGS := --kinetics-checkpoint none --arch resnet10 --train-from all --layer4-blocks 1 --size 32 --epochs 25 --batch-size 8 --lr 5e-4
 TEST_FLAGS :=
 COMBINE_FLAGS := --toy-classes $(ROOT)/toy_classes.json
+# The last group of every class is held out of the train list; the fusion weight is chosen on it.
+VAL_GROUPS ?= 1
 else
 ROOT := $(DATA_ROOT)
 RUN ?= runs/ucf101
@@ -33,22 +37,38 @@ SF_FLAGS := --weights $(IMAGENET)
 TD_FLAGS := --kinetics-checkpoint $(KINETICS)
 TEST_FLAGS :=
 COMBINE_FLAGS :=
+# 0: the assignment's whole train list (fixed fusion weight); VAL_GROUPS=N holds N groups per class out.
+VAL_GROUPS ?= 0
 endif
-COMMON := --data-root $(ROOT) --seed $(SEED)
+COMMON := --data-root $(ROOT) --seed $(SEED) --split $(SPLITS)
+ifneq ($(VAL_GROUPS),0)
+COMBINE_FLAGS += --val-single-frame $(RUN)/single_frame_val --val-three-d $(RUN)/3d_val
+endif
 
 .PHONY: demo test rehearsal clean
+ifneq ($(words $(SPLITS)),1)
+demo: $(VENV)
+	set -e; for s in $(SPLITS); do $(MAKE) --no-print-directory demo SPLITS=$$s RUN=$(RUN)/split$$s; done
+	$(PY) splits_summary.py --runs $(foreach s,$(SPLITS),$(RUN)/split$(s)) --out $(RUN)/splits_summary.json
+	$(PY) report/make_report.py --results $(RUN)/split$(firstword $(SPLITS))/combined --splits-summary $(RUN)/splits_summary.json --out report/report.pdf
+else
 demo: $(VENV)
 ifeq ($(DATA_ROOT),data/toy)
 	$(PY) make_toy_ucf101.py --out $(ROOT) --seed $(SEED) $(TOY_FLAGS)
 	$(PY) prepare_data.py --data-root $(ROOT)
 endif
-	$(PY) train_single_frame.py $(COMMON) $(SF_FLAGS) --out $(RUN)/single_frame --resume
-	$(PY) train_3d.py $(COMMON) $(TD_FLAGS) --out $(RUN)/3d --resume
+	$(PY) train_single_frame.py $(COMMON) $(SF_FLAGS) --val-groups $(VAL_GROUPS) --out $(RUN)/single_frame --resume
+	$(PY) train_3d.py $(COMMON) $(TD_FLAGS) --val-groups $(VAL_GROUPS) --out $(RUN)/3d --resume
+ifneq ($(VAL_GROUPS),0)
+	$(PY) test_single_frame.py $(COMMON) $(TEST_FLAGS) --subset val --checkpoint $(RUN)/single_frame/checkpoint.pt --out $(RUN)/single_frame_val
+	$(PY) test_3d.py $(COMMON) $(TEST_FLAGS) --subset val --checkpoint $(RUN)/3d/checkpoint.pt --out $(RUN)/3d_val
+endif
 	$(PY) test_single_frame.py $(COMMON) $(TEST_FLAGS) --checkpoint $(RUN)/single_frame/checkpoint.pt --out $(RUN)/single_frame_test
 	$(PY) test_3d.py $(COMMON) $(TEST_FLAGS) --checkpoint $(RUN)/3d/checkpoint.pt --out $(RUN)/3d_test
 	$(PY) combine_results.py --single-frame $(RUN)/single_frame_test --three-d $(RUN)/3d_test --out $(RUN)/combined $(COMBINE_FLAGS)
 	$(PY) report/make_report.py --results $(RUN)/combined --out report/report.pdf
 	@$(PY) -c 'import json, sys; m = json.load(open(sys.argv[1]))["models"]; print("\n".join("%-13s video-level top-1 %7.2f%%  top-5 %7.2f%%  top-10 %7.2f%%" % (k.replace("_", " ").replace("3d", "3D"), 100 * r["top1"], 100 * r["top5"], 100 * r["top10"]) for k, r in m.items()))' $(RUN)/combined/results.json
+endif
 
 # rehearse.py runs every script on a synthetic UCF-101 of full size (one video per official name) and
 # prints the three top-1/5/10 lines and each phase's wall time; REHEARSAL_FLAGS="--max-per-class 20" is quicker.

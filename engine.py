@@ -51,6 +51,37 @@ def add_common_args(p, batch_size, arch, out, frames, size=224, train=False):
     p.add_argument("--frames", type=int, default=frames,
                    help="frames per clip" + (" (the single-frame model: 1)" if frames == 1 else ""))
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--val-groups", type=int, default=0 if train else None,
+                   help="hold out the last N groups of every class of the split's train list as a validation "
+                        "set " + ("(trained on the rest; 0: the assignment's whole train list)" if train else
+                                  "(default: as the checkpoint was trained)"))
+
+
+SUBSETS = ("test", "val")  # what the test scripts score: the split's test list, or the held-out groups
+
+
+def add_test_args(p):
+    """The flags both test scripts add: which videos to score and the test-time views."""
+    p.add_argument("--subset", choices=SUBSETS, default="test",
+                   help="test: the split's test list; val: the --val-groups held out of its train list")
+    p.add_argument("--crops", choices=hf.TEST_CROPS, default="center",
+                   help="center: the whole frame resized (the assignment's); three: three squares along the "
+                        "longer side; predictions averaged over views like frames or windows")
+    p.add_argument("--flip", action="store_true", help="also score every view mirrored")
+
+
+def training_lists(args):
+    """(class_list, train, test) of a training run: the split's train list less the --val-groups
+    held out for validation, and its test list (for the clip-level check after each epoch)."""
+    load_split(args.data_root, args.split, ())  # the data root and classInd.txt, checked with one clear line
+    try:
+        class_list, train, val, test = hf.getUCF101_subsets(args.data_root, args.split, args.val_groups)
+    except (FileNotFoundError, ValueError) as e:  # a missing or bad split file, or too few groups to hold out
+        raise SystemExit(f"--data-root {args.data_root}: {e}") from None
+    if args.val_groups and int(os.environ.get("RANK", 0)) == 0:
+        print(f"--val-groups {args.val_groups}: {len(val[0])} videos of split {args.split}'s train list held out "
+              f"for validation, training on the other {len(train[0])}", flush=True)
+    return class_list, train, test
 
 
 def load_split(data_root, split, subsets=("train", "test")):
@@ -206,6 +237,11 @@ def load_checkpoint(path, kind=None):
     return ckpt
 
 
+def trained_split(ckpt):
+    """The split a checkpoint was trained on (older checkpoints: from the arguments they saved)."""
+    return int(ckpt.get("split", ckpt.get("args", {}).get("split", 1)))
+
+
 def model_from_checkpoint(ckpt):
     """Rebuild the trained network of a checkpoint (eval mode, on CPU)."""
     model = build_model(ckpt["kind"], ckpt["arch"], ckpt["num_classes"], ckpt.get("layer4_blocks"))
@@ -335,6 +371,11 @@ def fit(args, net, optimizer, train_loader, test_loader, device, rank, meta):
         if ckpt["num_classes"] != meta["num_classes"] or ckpt["arch"] != meta["arch"]:
             raise SystemExit(f"{ckpt_path} holds {ckpt['arch']} with {ckpt['num_classes']} classes; this run "
                              f"asks for {meta['arch']} with {meta['num_classes']}: use another --out")
+        trained_on = (trained_split(ckpt), ckpt.get("val_groups", 0))
+        if trained_on != (meta["split"], meta["val_groups"]):
+            raise SystemExit(f"{ckpt_path} was trained on split {trained_on[0]} with --val-groups {trained_on[1]}; "
+                             f"this run asks for split {meta['split']} with --val-groups {meta['val_groups']}: "
+                             f"use another --out")
         inner.model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, history = ckpt["epoch"], ckpt["history"]
@@ -429,7 +470,8 @@ def choose_decode(decode, device, paths, frames):
 def train(args, net, train_set, test_set, device, rank, world, meta):
     """Everything both training scripts do once their data sets and FineTune model exist:
     loaders (one shard per process), device placement, DDP, Adam on the trainable weights, fit."""
-    meta = {**meta, "class_list": [str(c) for c in meta["class_list"]]}  # plain str: weights_only loads
+    meta = {**meta, "class_list": [str(c) for c in meta["class_list"]],  # plain str: weights_only loads
+            "split": args.split, "val_groups": args.val_groups}
     train_set.decode = test_set.decode = choose_decode(args.decode, device, train_set.paths + test_set.paths,
                                                        train_set.frames)
     loader = lambda ds, shuffle: hf.make_loader(ds, args.batch_size, shuffle, args.workers, args.seed, world, rank)
@@ -480,6 +522,37 @@ def load_prediction(path, attrs):
         return None
 
 
+def subset_lists(args, ckpt, subset):
+    """(class_list, paths, labels) of the videos a test script scores: the split's test list, or
+    (subset "val") the groups held out of its train list. Stops with a message when the checkpoint
+    was trained on another split or validation set, or the subset is empty. Sets args.val_groups
+    to the checkpoint's when it was not given."""
+    trained = (trained_split(ckpt), ckpt.get("val_groups", 0))
+    if args.val_groups is None:
+        args.val_groups = trained[1]
+    if (args.split, args.val_groups) != trained:
+        raise SystemExit(f"{args.checkpoint} was trained on split {trained[0]} with --val-groups {trained[1]}, "
+                         f"not split {args.split} with --val-groups {args.val_groups}: its scores on these "
+                         f"videos would not be held out; test it with the settings it was trained with")
+    if subset == "test":  # the test list alone: testing never needs the train list
+        class_list, test = load_split(args.data_root, args.split, ("test",))
+    else:
+        load_split(args.data_root, args.split, ())
+        try:
+            class_list, _, val, _ = hf.getUCF101_subsets(args.data_root, args.split, args.val_groups)
+        except (FileNotFoundError, ValueError) as e:  # a missing train list, or too few groups to hold out
+            raise SystemExit(f"--data-root {args.data_root}: {e}") from None
+    if list(class_list) != list(ckpt["class_list"]):
+        raise SystemExit(f"{args.checkpoint} was trained on {ckpt['num_classes']} other classes than the "
+                         f"{len(class_list)} of {args.data_root}")
+    paths, labels = val if subset == "val" else test
+    if len(paths) == 0:
+        raise SystemExit(f"--subset {subset} of split {args.split} is empty in {args.data_root}/ucfTrainTestlist: "
+                         + ("train with --val-groups N (N > 0) to hold groups out for validation"
+                            if subset == "val" else "its test list names no video"))
+    return class_list, paths, labels
+
+
 def test_videos(args, kind, video_logits, attrs):
     """Score every test video of the split; save per-video and consolidated predictions and metrics.
 
@@ -493,14 +566,14 @@ def test_videos(args, kind, video_logits, attrs):
     except (FileNotFoundError, ValueError) as e:  # a message, not a traceback: wrong or missing file
         raise SystemExit(f"--checkpoint: {e}") from None
     args.size, args.frames = ckpt["size"], ckpt["frames"]  # test as the model was trained
+    subset = getattr(args, "subset", "test")
+    class_list, paths, labels = subset_lists(args, ckpt, subset)
     device, _, _ = setup(args.device, args.seed)
-    class_list, (paths, labels) = load_split(args.data_root, args.split, ("test",))
-    if list(class_list) != list(ckpt["class_list"]):
-        raise SystemExit(f"{args.checkpoint} was trained on {ckpt['num_classes']} other classes than the "
-                         f"{len(class_list)} of {args.data_root}")
     net = model_from_checkpoint(ckpt).to(device)
     mean, std = input_stats(ckpt)
-    attrs = {**attrs, "checkpoint_epoch": ckpt["epoch"], "size": args.size, "arch": ckpt["arch"], "split": args.split}
+    attrs = {**attrs, "checkpoint_epoch": ckpt["epoch"], "size": args.size, "arch": ckpt["arch"], "split": args.split,
+             "subset": subset, "val_groups": args.val_groups, "crops": getattr(args, "crops", "center"),
+             "flip": bool(getattr(args, "flip", False))}
     # Only each video's aggregated scores (C,) stay in memory: its logits (frames or windows x C) go to
     # its prediction file, so the process stays flat over thousands of test videos.
     scores = np.full((len(paths), len(class_list)), np.nan, dtype=np.float32)
@@ -511,9 +584,9 @@ def test_videos(args, kind, video_logits, attrs):
             todo.append(i)
         else:
             scores[i] = metrics.aggregate(lg, args.average)
-    print(f"{len(paths)} test videos of split {args.split}: {len(paths) - len(todo)} already scored "
+    print(f"{len(paths)} {subset} videos of split {args.split}: {len(paths) - len(todo)} already scored "
           f"in {args.out}, {len(todo)} to go", flush=True)
-    dataset = hf.VideoDataset(paths[todo], labels[todo], size=args.size)
+    dataset = hf.MultiViewDataset(paths[todo], labels[todo], size=args.size, crops=attrs["crops"], flip=attrs["flip"])
     loader = hf.make_loader(dataset, 1, False, args.workers, args.seed)
     failed, hits, done = {}, np.zeros(3), 0
     bar = tqdm(loader, desc="test videos", dynamic_ncols=True)
@@ -526,10 +599,11 @@ def test_videos(args, kind, video_logits, attrs):
                 continue
             i = todo[batch["index"][0].item()]
             try:
-                with autocast(device):
-                    lg = video_logits(net, batch["video"][0], device, mean, std).float().cpu().numpy()
+                with autocast(device):  # every view's rows together: averaged like frames or windows
+                    lg = torch.cat([video_logits(net, view, device, mean, std) for view in batch["video"][0]])
+                    lg = lg.float().cpu().numpy()
             except torch.cuda.OutOfMemoryError:
-                raise SystemExit(f"CUDA out of memory on {paths[i]} ({len(batch['video'][0])} frames): try a "
+                raise SystemExit(f"CUDA out of memory on {paths[i]} ({batch['video'].shape[2]} frames): try a "
                                  f"smaller --batch-size (test_3d.py: or --mode windows); the {done} videos "
                                  f"scored so far are saved in {args.out} and a rerun skips them") from None
             save_prediction(prediction_file(args.out, paths[i]), lg, attrs)
@@ -542,7 +616,7 @@ def test_videos(args, kind, video_logits, attrs):
     summary = metrics.summarize(scores, labels, class_list)
     save_results(args.out, paths, labels, scores, class_list, summary, failed, {**attrs, **training_attrs(ckpt, args)})
     if summary["n_failed"] == len(paths):  # all-zero metrics are no result: say so with the exit status
-        raise SystemExit(f"none of the {len(paths)} test videos of split {args.split} could be read (each is "
+        raise SystemExit(f"none of the {len(paths)} {subset} videos of split {args.split} could be read (each is "
                          f"named above with the reason): check --data-root {args.data_root}")
     return summary
 
@@ -584,7 +658,8 @@ def save_results(out, paths, labels, scores, class_list, summary, failed, attrs)
             print(f"  {class_list[c]:<28s} {acc[c]:6.3f}  ({counts[c]} videos)")
     if failed_names:
         print(f"{len(failed_names)} videos could not be decoded and count as wrong: {', '.join(failed_names)}")
-    print(f"video-level accuracy over {summary['n_videos']} test videos ({summary['n_failed']} failed): "
+    print(f"video-level accuracy over {summary['n_videos']} {attrs.get('subset', 'test')} videos "
+          f"({summary['n_failed']} failed): "
           f"top1 {summary['top1']:.4f}  top5 {summary['top5']:.4f}  top10 {summary['top10']:.4f}  "
           f"mean class {summary['mean_class_accuracy']:.4f}")
     print(f"saved {out}/predictions.h5, metrics.json, confusion_matrix.npy and UCF-101-predictions/")

@@ -18,6 +18,7 @@ import itertools
 import os
 import queue
 import random
+import re
 import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -123,6 +124,55 @@ def getUCF101(base_directory="", split=1):
     class_list = read_class_list(base_directory)
     return class_list, read_split(base_directory, split, "train", class_list), read_split(
         base_directory, split, "test", class_list)
+
+
+# A UCF-101 video name ends in _gNN_cMM: group NN (one actor / setting), clip MM of that group.
+GROUP_PATTERN = re.compile(r"_g(\d+)(?:_[^_]*)?$")
+
+
+def video_group(path):
+    """'<root>/UCF-101/Class/v_Class_g08_c01.avi' -> 8 (the group number: _gNN, last or followed by one
+    more _part such as _c01); ValueError if the name has none."""
+    m = GROUP_PATTERN.search(video_name(path))
+    if m is None:
+        raise ValueError(f"{path}: not a UCF-101 video name ending in _gNN_cMM, so it has no group")
+    return int(m.group(1))
+
+
+def split_validation(paths, labels, val_groups, source="the train list"):
+    """Hold out the last `val_groups` groups of every class of a train list as a validation set.
+
+    paths `(N,)`, labels `(N,)` -> ((train_paths, train_labels), (val_paths, val_labels)), both in
+    the list's order. Deterministic: per class, the groups present in the list are sorted by number
+    and the highest `val_groups` go to validation, so no group is ever split between the two (clips
+    of one group share actor and setting) and no test-list group is touched. val_groups 0: all train.
+    Raises ValueError naming `source` when a class has too few groups to keep one for training.
+    """
+    paths, labels = np.asarray(paths), np.asarray(labels, dtype=np.int64)
+    if val_groups < 0:
+        raise ValueError(f"--val-groups must be 0 or more, got {val_groups}")
+    if val_groups == 0:  # the assignment's train list, whatever its names look like
+        return (paths, labels), (paths[:0], labels[:0])
+    groups = np.array([video_group(p) for p in paths], dtype=np.int64)
+    val = np.zeros(len(paths), dtype=bool)
+    for c in np.unique(labels):
+        present = np.unique(groups[labels == c])
+        if len(present) <= val_groups:
+            cls = os.path.basename(os.path.dirname(str(paths[labels == c][0])))
+            raise ValueError(f"{source}: class {cls} has {len(present)} groups, too few to hold out "
+                             f"--val-groups {val_groups} and still train on one")
+        val |= (labels == c) & np.isin(groups, present[-val_groups:])
+    return (paths[~val], labels[~val]), (paths[val], labels[val])
+
+
+def getUCF101_subsets(base_directory="", split=1, val_groups=0):
+    """getUCF101 with validation: (class_list, train, val, test), each of train/val/test a
+    (paths, labels) pair; val holds the last `val_groups` groups of every class of the train list
+    (see split_validation) and train the rest. val_groups 0 gives the assignment's train list."""
+    class_list, train, test = getUCF101(base_directory, split)
+    source = os.path.join(base_directory, "ucfTrainTestlist", f"trainlist0{split}.txt")
+    train, val = split_validation(*train, val_groups, source)
+    return class_list, train, val, test
 
 
 def video_name(path):
@@ -641,6 +691,47 @@ class VideoDataset(ClipDataset):
         except VideoReadError as e:
             return {"failed": self.paths[index], "error": str(e), "index": index}
         return {"video": torch.from_numpy(frames), "brightness": 0.0,
+                "label": int(self.labels[index]), "index": index}
+
+
+TEST_CROPS = ("center", "three")  # --crops of the test scripts
+
+
+def test_views(height, width, crops="center", flip=False):
+    """The test-time views of a (height, width) video as Augment draws (no brightness).
+
+    crops "center": the assignment's single view, the whole frame resized to the input size (it is
+    centred and cuts nothing). "three": three squares of side min(height, width) along the longer
+    side (start, centre, end: left, centre, right for UCF-101's 320x240), as video toolboxes crop
+    after resizing the short side. flip: each view also mirrored, after the unflipped ones.
+    """
+    if crops == "center":
+        views = [Augment()]
+    elif crops == "three":
+        side = min(height, width)
+        starts = [0, (max(height, width) - side) // 2, max(height, width) - side]
+        views = [Augment(crop=(0, s, side, side) if width >= height else (s, 0, side, side)) for s in starts]
+    else:
+        raise ValueError(f"crops must be one of {TEST_CROPS}, got {crops!r}")
+    return views + [Augment(v.crop, True) for v in views] if flip else views
+
+
+class MultiViewDataset(VideoDataset):
+    """Every frame of a video in every test view (`test_views`): uint8 (V, T, size, size, 3)."""
+
+    def __init__(self, paths, labels, size=224, crops="center", flip=False):
+        super().__init__(paths, labels, size=size)
+        self.crops, self.flip = crops, flip
+
+    def __getitem__(self, key):
+        index = key[0] if isinstance(key, tuple) else key
+        try:
+            frames = read_frames(self.paths[index])
+            views = test_views(*frames.shape[1:3], self.crops, self.flip)
+            video = np.stack([apply_augment(frames, v, self.size) for v in views])
+        except VideoReadError as e:
+            return {"failed": self.paths[index], "error": str(e), "index": index}
+        return {"video": torch.from_numpy(video), "brightness": 0.0,
                 "label": int(self.labels[index]), "index": index}
 
 

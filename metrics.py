@@ -9,6 +9,8 @@ metric definitions live in one place. Conventions:
 - Ties: classes are ranked by a stable argsort of -scores, so among equal scores the lower class index
   ranks first (np.argmax follows the same rule).
 """
+import math
+
 import numpy as np
 
 
@@ -270,3 +272,67 @@ def summarize(scores, labels, class_list):
         "confusion": row_normalize(cm, row_totals=counts),
     }
 
+
+
+# ----------------------------------------------------------------------------- uncertainty
+
+BOOTSTRAP_RESAMPLES = 10000  # resamples of the test videos behind each interval
+BOOTSTRAP_SEED = 0           # fixed: the same predictions always give the same interval
+CI_LEVEL = 0.95
+_BOOTSTRAP_CHUNK = 500       # resamples drawn at once: bounds memory at 500 x N indices
+
+
+def correct_top1(scores, labels):
+    """scores `(N, C)`, labels `(N,)` -> bool `(N,)`: video-level top-1 right (a failed video is wrong)."""
+    return predictions(scores) == np.asarray(labels, dtype=np.int64)
+
+
+def bootstrap_ci(correct, n_resamples=BOOTSTRAP_RESAMPLES, level=CI_LEVEL, seed=BOOTSTRAP_SEED):
+    """Percentile bootstrap interval of an accuracy: correct bool `(N,)` (one entry per video) ->
+    (low, high), fractions.
+
+    Each resample draws N videos with replacement (numpy default_rng(seed).integers(0, N, N) per
+    resample, in order) and takes their mean; the bounds are the (1 - level) / 2 and (1 + level) / 2
+    quantiles of the resampled accuracies (numpy's default linear interpolation). N == 0 gives NaNs.
+    """
+    correct = np.asarray(correct, dtype=bool)
+    n = len(correct)
+    if n == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, _BOOTSTRAP_CHUNK):
+        k = min(_BOOTSTRAP_CHUNK, n_resamples - start)
+        means[start:start + k] = correct[rng.integers(0, n, (k, n))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def mcnemar_exact(correct_a, correct_b):
+    """Exact McNemar test of two models on the same videos: correct_a, correct_b bool `(N,)` ->
+    (a_only, b_only, p_value): the videos only a gets right, only b gets right, and the two-sided
+    binomial p-value of so uneven a split of the n = a_only + b_only discordant videos under
+    p = 1/2: min(1, 2 * P(X <= min(a_only, b_only))), X ~ Binomial(n, 1/2); 1.0 when n == 0.
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"correct_a shape {a.shape} does not match correct_b shape {b.shape}")
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    n, k = a_only + b_only, min(a_only, b_only)
+    # the tail in exact integers, then one division: no underflow even for thousands of videos
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return a_only, b_only, float(min(1.0, 2 * tail / 2 ** n)) if n else 1.0
+
+
+FUSION_WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))  # candidates: 0, 0.1, ..., 1
+
+
+def choose_fusion_weight(scores_a, scores_b, labels, weights=FUSION_WEIGHTS, prefer=0.5):
+    """The fusion weight (of a, see `fuse`) with the best video-level top-1 on held-out videos:
+    scores_a, scores_b `(N, C)`, labels `(N,)` -> (weight, rows), rows one {"weight", "top1"} per
+    candidate. Ties go to the weight nearest `prefer` (the fixed default), then to the smaller one.
+    """
+    rows = [{"weight": float(w), "top1": topk_accuracy(fuse(scores_a, scores_b, float(w)), labels, (1,))[1]}
+            for w in weights]
+    best = max(rows, key=lambda r: (r["top1"], -abs(r["weight"] - prefer), -r["weight"]))
+    return best["weight"], rows

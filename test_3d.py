@@ -1,6 +1,7 @@
 """Part 2 testing: classify every test video with the 3D model, over the whole video.
 
 Usage: python test_3d.py --data-root /path/to/root [--checkpoint runs/3d/checkpoint.pt] [--mode windows|full]
+       [--subset test|val] [--crops center|three] [--flip]
 
 --mode windows: every 16-frame window at --stride, predictions averaged over windows.
 --mode full:    the whole video through the network at once, pooled over (T', 7, 7) before fc
@@ -20,6 +21,7 @@ import helperFunctions as hf
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     engine.add_common_args(p, batch_size=32, arch="resnet50", out="runs/3d_test", frames=16)
+    engine.add_test_args(p)
     p.add_argument("--checkpoint", default="runs/3d/checkpoint.pt")
     p.add_argument("--mode", choices=["windows", "full"], default="windows")
     # Measured on the toy set (3 splits, 432 test videos, resnet10 at 32x32; not real UCF-101): strides

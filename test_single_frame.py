@@ -1,6 +1,7 @@
 """Part 1 testing: score every frame of every test video with the single-frame model.
 
 Usage: python test_single_frame.py --data-root /path/to/root [--checkpoint runs/single_frame/checkpoint.pt]
+       [--subset test|val] [--crops center|three] [--flip]
 
 Each frame is classified (batches of 200 frames; decoding runs ahead in DataLoader workers) and a
 video's prediction is the mean of its frames' log-softmax, the assignment's naive-Bayes sum up to
@@ -19,6 +20,7 @@ import helperFunctions as hf
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     engine.add_common_args(p, batch_size=200, arch="resnet50", out="runs/single_frame_test", frames=1)
+    engine.add_test_args(p)
     p.add_argument("--checkpoint", default="runs/single_frame/checkpoint.pt")
     p.add_argument("--average", choices=["log_softmax", "softmax"], default="log_softmax",
                    help="how frame predictions are combined (log_softmax: the assignment's)")

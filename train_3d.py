@@ -34,7 +34,7 @@ def parse_args(argv=None):
 
 def main(args):
     device, rank, world = engine.setup(args.device, args.seed)
-    class_list, train, test = engine.load_split(args.data_root, args.split)
+    class_list, train, test = engine.training_lists(args)
     train_set = hf.ClipDataset(*train, augment=True, size=args.size, frames=args.frames, seed=args.seed)
     test_set = hf.ClipDataset(*test, augment=False, size=args.size, frames=args.frames, seed=args.seed)
 

@@ -69,7 +69,7 @@ def pretrained_resnet(arch, weights, num_classes):
 
 def main(args):
     device, rank, world = engine.setup(args.device, args.seed)
-    class_list, train, test = engine.load_split(args.data_root, args.split)
+    class_list, train, test = engine.training_lists(args)
     train_set = hf.FrameDataset(*train, augment=True, size=args.size, seed=args.seed)
     test_set = hf.FrameDataset(*test, augment=False, size=args.size, seed=args.seed)
 

@@ -324,12 +324,89 @@ def md_tables(tables, level="###"):
     return out
 
 
+# ----------------------------------------------------------------------------- evaluation (issue 16)
+
+PAIR_NAMES = {"3d_vs_single_frame": ("3d", "single_frame"), "fused_vs_3d": ("fused", "3d"),
+              "fused_vs_single_frame": ("fused", "single_frame")}
+SHORT_NAMES = {"single_frame": "Single-frame", "3d": "3D", "fused": "Fused"}
+SETTING_KEYS = ("subset", "split", "val_groups", "crops", "flip", "mode", "stride", "average", "size", "arch",
+                "checkpoint_epoch")
+
+
+def ci_text(r):
+    """'[low, high]' of a model's top-1 95% interval, or n/a for results.json written before them."""
+    ci = r.get("top1_ci95")
+    return "n/a" if ci is None else f"[{pct(ci[0])}, {pct(ci[1])}]"
+
+
+def accuracy_rows_ci(results):
+    """accuracy_rows with the 95% bootstrap interval beside each top-1."""
+    rows = accuracy_rows(results)
+    for row, k in zip(rows, MODELS):
+        row[1] = f"{row[1]} {ci_text(results['models'][k])}"
+    return rows
+
+
+def fusion_text(results):
+    """One sentence: the fusion weight and what it was chosen on."""
+    f = results.get("fusion", {"weight": results["weight_single_frame"], "chosen_on": "fixed"})
+    if f["chosen_on"] == "validation":
+        return (f"Fusion weight {f['weight']:g} on single-frame, chosen on validation: the best video-level top-1 "
+                f"on the {f['validation_videos']} validation videos (groups held out of the training list, "
+                f"--val-groups {results['attrs']['single_frame'].get('val_groups', '?')}); the test set played no "
+                f"part in it.")
+    return (f"Fusion weight {f['weight']:g} on single-frame: fixed in advance (no validation predictions), "
+            f"not chosen on any data.")
+
+
+def evaluation_tables(results):
+    """Tables of the evaluation page: top-1 with intervals, McNemar tests, test-time settings."""
+    label, m = SHORT_NAMES, results["models"]  # short: the four-column tables share the width equally
+    ci = [[label[k], pct(m[k]["top1"]), ci_text(m[k]), str(m[k]["n_videos"])] for k in MODELS]
+    paired = [[f"{label[a]} vs {label[b]}", str(r["a_only"]), str(r["b_only"]), f"{r['p_value']:.3g}"]
+              for key, (a, b) in PAIR_NAMES.items() if (r := results.get("paired", {}).get(key))]
+    attrs = results.get("attrs", {})
+    settings = [[k] + [str(attrs.get(x, {}).get(k, "-")) for x in ("single_frame", "3d")] for k in SETTING_KEYS]
+    return [(["Model", "Top-1", "95% bootstrap interval", "Test videos"], ci,
+             "Top-1 with 95% bootstrap intervals (test videos resampled 10,000 times, seed 0)"),
+            (["Pair (a vs b)", "Only a right", "Only b right", "p (exact McNemar)"], paired,
+             "Paired tests: exact McNemar, two-sided binomial on the videos the two models disagree on"),
+            (["Test-time setting", "Single-frame", "3D"], settings, "Test-time settings (prediction attributes)")]
+
+
+def split_table(summary, label):
+    """splits_summary.json -> a (header, rows, caption) table of top-1 per split, mean and std."""
+    splits = [str(s) for s in summary["splits"]]
+    rows = [[label[k]] + [pct(r["per_split"][s]) for s in splits] + [pct(r["top1_mean"]), f"{100 * r['top1_std']:.2f}"]
+            for k, r in summary["models"].items()]
+    return (["Model"] + [f"Split {s}" for s in splits] + ["Mean", "Std (points)"], rows,
+            f"Video-level top-1 over the official splits {', '.join(splits)} (std: sample, ddof 1)")
+
+
+def evaluation_section(results, summary=None):
+    """(tables, text blocks) of the evaluation page and section: intervals, paired tests, the fusion
+    weight and what it was chosen on, the test-time settings and (summary given) the split table."""
+    tables = evaluation_tables(results)
+    if summary is not None:
+        tables = [split_table(summary, names(results))] + tables
+    blocks = [fusion_text(results),
+              "Intervals: percentile bootstrap of the video-level top-1, resampling the test videos with replacement "
+              "(fixed seed, so a rerun gives the same interval). Paired tests: a p-value under 0.05 says the two "
+              "models' top-1 differ by more than the videos they disagree on would give by chance."]
+    if "sweep" in results:
+        blocks.append("The weight sweep (per-class page) scores every weight on the test set: an oracle, "
+                      "not a held-out result.")
+    return tables, blocks
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="runs/combined",
                    help="output folder of combine_results.py (default: %(default)s)")
     p.add_argument("--out", default="report/report.pdf",
                    help="PDF path; the .md twin is written next to it (default: %(default)s)")
+    p.add_argument("--splits-summary", default=None,
+                   help="splits_summary.json of splits_summary.py: adds the table of top-1 over splits")
     return p.parse_args(argv)
 
 
@@ -346,7 +423,13 @@ def main(args):
     split = results.get("attrs", {}).get("single_frame", {}).get("split", "?")
     intro = (f"Test split {split}, {results['n_videos']} test videos, {len(results['class_list'])} classes. "
              "All accuracies are video-level (one prediction per test video).")
-    accuracy = [(ACC_HEADER, accuracy_rows(results), "Accuracy (video-level)")] + motion_pair_tables(results)
+    accuracy = [(ACC_HEADER, accuracy_rows_ci(results), "Accuracy (video-level; top-1 with its 95% interval)")
+                ] + motion_pair_tables(results)
+    summary = None
+    if args.splits_summary:
+        with open(args.splits_summary) as f:
+            summary = json.load(f)
+    eval_tables, eval_blocks = evaluation_section(results, summary)
     md = [f"# {title}", "", intro, ""] + md_tables(accuracy, "##") + ["## Observations", ""] + [f"- {o}" for o in obs]
     md += ["", "## Methods", ""] + [f"- {m}" for m in methods(results)]
     pages = []
@@ -361,6 +444,9 @@ def main(args):
         save(text_page(title, ["Observations (generated from the data):"] + [f"- {o}" for o in obs]
                        + ["", "Methods (the settings these numbers came from):"] + [f"- {m}" for m in methods(results)],
                        accuracy, subtitle=intro))
+        save(text_page("Evaluation: intervals, paired tests, fusion weight, test-time settings", eval_blocks,
+                       eval_tables))
+        md += ["", "## Evaluation", ""] + md_tables(eval_tables) + sum(([b, ""] for b in eval_blocks), [])
         md += ["", "## Confusion matrices", ""]
         for k in MODELS:
             save(confusion_page(cms[k], results["class_list"], f"Confusion matrix: {label[k]}"),

@@ -125,7 +125,7 @@ def test_report(fake, tmp_path):
     out = tmp_path / "report.pdf"
     n_pages = make_report.main(make_report.parse_args(["--results", fake["args"].out, "--out", str(out)]))
     pdf = out.read_bytes()
-    assert n_pages == 9 and len(re.findall(rb"/Type\s*/Page\b", pdf)) == 9
+    assert n_pages == 10 and len(re.findall(rb"/Type\s*/Page\b", pdf)) == 10
     md = (tmp_path / "report.md").read_text()
     assert "video-level" in md and "## Discussion" in md and "[Student:" in md
     for name in MODELS:
