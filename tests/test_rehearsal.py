@@ -137,10 +137,10 @@ def test_rehearsal_outputs_at_101_classes(rehearsal, split_dir):
 def test_rehearsal_report_pages(rehearsal):
     pdf = rehearsal["pdf"].read_bytes()
     md = rehearsal["pdf"].with_suffix(".md").read_text()
-    # 1 summary + 3 x (whole matrix + enlarged block) + per-class + 3 class pages + discussion
-    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 12
+    # summary + evaluation + 3 x (whole matrix + enlarged block) + per-class + 3 class pages + discussion
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 13
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)
-    assert len(boxes) == 12 and {(round(float(w)), round(float(h))) for w, h in boxes} == {(612, 792)}  # letter
+    assert len(boxes) == 13 and {(round(float(w)), round(float(h))) for w, h in boxes} == {(612, 792)}  # letter
     assert md.count("rehearsal_figures/confusion_") == 6 and md.count("_block.png") == 3
     methods = md.split("## Methods")[1].split("##")[0]
     assert "split 1" in methods and "trained for 1 epoch from all" in methods
