@@ -384,8 +384,11 @@ def test_report_shows_intervals_tests_weight_splits_and_settings(val_run, tmp_pa
 
 def test_make_demo_splits_runs_each_split_into_its_own_folder():
     """make -n: what `make demo SPLITS="1 3"` would run (nothing is run)."""
-    p = subprocess.run(["make", "-n", "-o", ".venv/.installed", "demo", "SPLITS=1 3"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    # Under `make test` the outer make's MAKELEVEL/MAKEFLAGS would make this one print
+    # "Entering/Leaving directory" lines; run it as a top-level make.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    p = subprocess.run(["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "demo", "SPLITS=1 3"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     for s in (1, 3):
