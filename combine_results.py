@@ -22,12 +22,12 @@ by the number of test videos of each class, failed videos included). All accurac
 import argparse
 import json
 import os
-from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 
 import metrics
+from atomic import atomic_write
+import predictions
 
 MODELS = ("single_frame", "3d", "fused")
 SWEEP_NOTE = "oracle: weights scored on the test set itself, optimistic, not a fair held-out result"
@@ -35,82 +35,6 @@ SWEEP_NOTE = "oracle: weights scored on the test set itself, optimistic, not a f
 PAIRS = (("3d", "single_frame"), ("fused", "3d"), ("fused", "single_frame"))
 # prediction attributes that must agree between all inputs of one fusion (absent: the defaults then)
 SETTINGS = {"split": 1, "val_groups": 0, "crops": "center", "flip": False}
-
-
-@dataclass
-class Predictions:
-    """Contents of a consolidated predictions.h5 (N videos, C classes)."""
-    path: str
-    videos: np.ndarray      # str (N,)
-    labels: np.ndarray      # int64 (N,)
-    scores: np.ndarray      # float32 (N, C) per-video log-probabilities, NaN rows where failed
-    failed: np.ndarray      # bool (N,)
-    class_list: np.ndarray  # str (C,)
-    attrs: dict = field(default_factory=dict)
-
-
-def _plain(value):
-    # h5py hands attrs back as numpy scalars/bytes; json and comparisons want plain python values
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def load_predictions(path):
-    """Read a predictions.h5 (or a run folder holding one) -> Predictions. One read per dataset."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "predictions.h5")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"predictions file not found: {path}")
-    try:
-        with h5py.File(path, "r") as f:
-            videos = f["videos"].asstr()[()]
-            # class_list is a dataset per design.md; an attribute is accepted too
-            class_list = (f["class_list"].asstr()[()] if "class_list" in f
-                          else np.array(_plain(f.attrs["class_list"]), dtype=str))
-            labels = f["labels"][()].astype(np.int64)
-            scores = f["scores"][()].astype(np.float32)
-            failed = f["failed"][()].astype(bool)
-            attrs = {k: _plain(v) for k, v in f.attrs.items() if k != "class_list"}
-    except KeyError as e:
-        raise ValueError(f"{path}: missing dataset ({e})") from e
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read as HDF5 ({e})") from e
-    n, c = len(videos), len(class_list)
-    if scores.shape != (n, c) or labels.shape != (n,) or failed.shape != (n,):
-        raise ValueError(f"{path}: inconsistent shapes videos {videos.shape}, labels {labels.shape}, "
-                         f"scores {scores.shape}, failed {failed.shape}, {c} classes")
-    if n and (labels.min() < 0 or labels.max() >= c):
-        raise ValueError(f"{path}: labels outside [0, {c})")
-    if len(set(videos)) != n:
-        raise ValueError(f"{path}: duplicate video names")
-    if attrs.get("level", "video") != "video":
-        raise ValueError(f"{path}: level is {attrs['level']!r}, expected 'video'")
-    failed = failed | metrics.failed_rows(scores)
-    scores[failed] = np.nan  # a failed video must count as wrong even if its row holds numbers
-    return Predictions(path, videos, labels, scores, failed, class_list, attrs)
-
-
-def align(a, b):
-    """Reorder b's rows to a's video order; raise ValueError naming both files on any mismatch."""
-    if list(a.class_list) != list(b.class_list):
-        raise ValueError(f"class lists differ between {a.path} and {b.path}")
-    only_a = sorted(set(a.videos) - set(b.videos))
-    only_b = sorted(set(b.videos) - set(a.videos))
-    if only_a or only_b:
-        raise ValueError(f"video sets differ between {a.path} and {b.path}: {len(only_a)} only in the "
-                         f"first (e.g. {only_a[:3]}), {len(only_b)} only in the second (e.g. {only_b[:3]})")
-    position = {v: i for i, v in enumerate(b.videos)}
-    order = np.array([position[v] for v in a.videos], dtype=np.int64)
-    aligned = Predictions(b.path, b.videos[order], b.labels[order], b.scores[order], b.failed[order],
-                          b.class_list, b.attrs)
-    bad = np.flatnonzero(aligned.labels != a.labels)
-    if len(bad):
-        raise ValueError(f"labels differ between {a.path} and {b.path} for {len(bad)} videos "
-                         f"(e.g. {a.videos[bad[0]]})")
-    return aligned
 
 
 def check_inputs(inputs):
@@ -138,7 +62,7 @@ def fusion_weight(args, inputs):
     if "val_single_frame" not in inputs:
         return args.weight, {"weight": args.weight, "chosen_on": "fixed", "validation_videos": 0}
     vs = inputs["val_single_frame"]
-    vt = align(vs, inputs["val_3d"])
+    vt = predictions.align(vs, inputs["val_3d"])
     if len(vs.videos) == 0:
         raise ValueError(f"{vs.path} and {vt.path} hold no validation video")
     overlap = sorted(set(vs.videos) & set(inputs["single_frame"].videos))
@@ -251,13 +175,13 @@ def parse_args(argv=None):
 def main(args):
     if (args.val_single_frame is None) != (args.val_three_d is None):
         raise ValueError("--val-single-frame and --val-three-d go together: give both or neither")
-    sf = load_predictions(args.single_frame)
-    inputs = {"single_frame": sf, "3d": load_predictions(args.three_d)}
+    sf = predictions.load_run(args.single_frame)
+    inputs = {"single_frame": sf, "3d": predictions.load_run(args.three_d)}
     if args.val_single_frame:
-        inputs.update(val_single_frame=load_predictions(args.val_single_frame),
-                      val_3d=load_predictions(args.val_three_d))
+        inputs.update(val_single_frame=predictions.load_run(args.val_single_frame),
+                      val_3d=predictions.load_run(args.val_three_d))
     check_inputs(inputs)  # subsets and views first: they explain a mismatch better than the video sets
-    td = inputs["3d"] = align(sf, inputs["3d"])
+    td = inputs["3d"] = predictions.align(sf, inputs["3d"])
     weight, fusion = fusion_weight(args, inputs)
     class_list = [str(c) for c in sf.class_list]
     scores = {"single_frame": sf.scores, "3d": td.scores, "fused": metrics.fuse(sf.scores, td.scores, weight)}
@@ -309,20 +233,11 @@ def main(args):
         for k, r in results["motion_pairs"]["models"].items():
             print(f"  {k:<13} within-pair accuracy {pct(r['within_pair'] or 0)} (chance 50%)  top-1 on the "
                   f"pairs' {r['n_videos']} videos {pct(r['top1'] or 0)}, on the other classes {pct(r['other_top1'] or 0)}")
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    with atomic_write(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
         json.dump(results, f, indent=1)
     print(f"\nwrote {os.path.join(args.out, 'results.json')} and confusion_*.npy")
     return results
 
 
-def run_cli(main, parse_args, script):
-    """main(parse_args()) as a command: a bad input (ValueError, FileNotFoundError, whose messages name
-    the files) ends with one line `<script>: <message>` and exit status 1, not a traceback."""
-    try:
-        return main(parse_args())
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"{script}: {e}") from None
-
-
 if __name__ == "__main__":
-    run_cli(main, parse_args, "combine_results.py")
+    predictions.run_cli(main, parse_args, "combine_results.py")

@@ -21,8 +21,8 @@ import torch
 import engine
 import helperFunctions as hf
 import metrics
-import test_3d
-import test_single_frame
+import scoring
+from video_io import VideoReadError, read_frames
 
 DEFAULTS = {"single_frame": "runs/single_frame/checkpoint.pt", "3d": "runs/3d/checkpoint.pt"}
 
@@ -30,7 +30,7 @@ DEFAULTS = {"single_frame": "runs/single_frame/checkpoint.pt", "3d": "runs/3d/ch
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (.avi, .mp4, ... or .hdf5)")
-    p.add_argument("--single-frame", help=f"2D checkpoint (default: {DEFAULTS['single_frame']} if it exists)")
+    p.add_argument("--single-frame", help=f"single-frame checkpoint (default: {DEFAULTS['single_frame']} if it exists)")
     p.add_argument("--three-d", help=f"3D checkpoint (default: {DEFAULTS['3d']} if it exists)")
     p.add_argument("--weight", type=float, default=0.5, help="weight of the single-frame model when fusing")
     p.add_argument("--top", type=int, default=5, help="classes shown per model")
@@ -48,7 +48,7 @@ def load_models(args):
     models = {}
     for name, path in paths.items():
         try:
-            ckpt = engine.load_checkpoint(path, kind="2d" if name == "single_frame" else "3d")
+            ckpt = engine.load_checkpoint(path, kind=name)
         except (FileNotFoundError, ValueError) as e:
             raise SystemExit(f"--{'single-frame' if name == 'single_frame' else 'three-d'}: {e}") from None
         models[name] = ckpt, engine.model_from_checkpoint(ckpt)
@@ -59,17 +59,15 @@ def load_models(args):
 
 def video_scores(name, ckpt, net, frames, device):
     """uint8 RGB frames (T, H, W, 3) at any resolution -> video-level log-probabilities (C,) float64,
-    scored with the test script's own function and default settings."""
+    scored as the test scripts score with their defaults."""
     video = torch.from_numpy(hf.apply_augment(frames, hf.Augment(), ckpt["size"]))  # (T, size, size, 3)
     mean, std = engine.input_stats(ckpt)
     if name == "single_frame":
-        test_args = test_single_frame.parse_args([])
-        logits = test_single_frame.frame_logits(net, video, device, mean, std, test_args.batch_size)
+        logits = scoring.frame_logits(net, video, device, mean, std, scoring.FRAME_BATCH)
     else:
-        test_args = test_3d.parse_args([])
-        logits = test_3d.video_logits(net, video, device, mean, std, test_args.mode, ckpt["frames"],
-                                      test_args.stride, test_args.batch_size)
-    return metrics.aggregate(logits.float().cpu().numpy(), test_args.average)
+        logits = scoring.window_logits(net, video, device, mean, std, scoring.MODE, ckpt["frames"], scoring.STRIDE,
+                                       scoring.WINDOW_BATCH)
+    return metrics.aggregate(logits.float().cpu().numpy(), scoring.AVERAGE)
 
 
 def top_classes(scores, class_list, k):
@@ -91,8 +89,8 @@ def main(args):
             failed.append(path)
             continue
         try:
-            frames = hf.read_frames(path)  # (T, H, W, 3) uint8 RGB, once for both models
-        except hf.VideoReadError as e:
+            frames = read_frames(path)  # (T, H, W, 3) uint8 RGB, once for both models
+        except VideoReadError as e:
             # e.path may be another copy of the same video (a data root's compact store): name both
             where = "" if os.path.abspath(e.path) == os.path.abspath(path) else f" ({e.path})"
             print(f"cannot read {path}{where}: {e.reason}", file=sys.stderr, flush=True)

@@ -18,15 +18,10 @@ import sys
 import time
 from multiprocessing import Pool
 
-import cv2
-import h5py
-import numpy as np
 from tqdm import tqdm
 
-import helperFunctions as hf
-
-UCF_FPS = 25.0  # UCF-101's nominal frame rate, stored when a raw HDF5 source does not say
-
+import video_io
+from video_io import STORE_DIRS
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,81 +30,22 @@ def parse_args(argv=None):
                    help="which copy to read (auto: the AVIs if present, else the raw HDF5)")
     p.add_argument("--to", choices=["jpeg", "hdf5"], default="jpeg",
                    help="jpeg: the compact store (default); hdf5: the course's raw uint8 copy")
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality (90: ~1.3 grey levels mean abs. error on UCF-101, ~13x smaller than raw)")
+    p.add_argument("--quality", type=int, default=video_io.JPEG_QUALITY,
+                   help="JPEG quality (90: ~1.3 grey levels mean abs. error on UCF-101, ~13x smaller than raw)")
     p.add_argument("--workers", type=int, default=os.cpu_count())
     return p.parse_args(argv)
-
-
-def read_source(path, kind):
-    """Decode every frame of the `kind` ("avi" or "hdf5") source video `path` -> (uint8 (T, H, W, 3) RGB,
-    fps). Only that file is read, never another copy of the video (a lossy compact store, say)."""
-    frames = hf.read_frames(path, formats=(kind,))
-    if kind == "avi":
-        cap = cv2.VideoCapture(path)
-        fps = cap.get(cv2.CAP_PROP_FPS) or UCF_FPS
-        cap.release()
-    else:
-        with h5py.File(path, "r") as h:
-            fps = float(h.attrs.get("fps", UCF_FPS))
-    return frames, float(fps)
-
-
-def write_video(out_path, frames, fps, to="jpeg", quality=90):
-    """Write frames uint8 (T, H, W, 3) RGB as one HDF5 file, atomically (temporary name, then rename)."""
-    tmp = f"{out_path}.tmp{os.getpid()}"
-    os.makedirs(os.path.dirname(out_path), exist_ok=True)
-    try:
-        with h5py.File(tmp, "w") as h:
-            if to == "jpeg":
-                params = [cv2.IMWRITE_JPEG_QUALITY, quality]
-                bufs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), params)[1].ravel()
-                        for f in frames]
-                ds = h.create_dataset("jpeg", (len(bufs),), dtype=h5py.vlen_dtype(np.uint8))
-                ds[:] = bufs
-                h.attrs["quality"] = quality
-            else:
-                h.create_dataset("video", data=frames, chunks=(1,) + frames.shape[1:])
-            h.attrs.update(n_frames=len(frames), fps=fps, height=frames.shape[1], width=frames.shape[2])
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def is_complete(path):
-    """A finished store file: it opens and holds as many frames as its n_frames attribute says."""
-    try:
-        with h5py.File(path, "r") as h:
-            ds = h["jpeg"] if "jpeg" in h else h["video"]
-            return len(ds) == h.attrs["n_frames"] > 0
-    except (OSError, KeyError):
-        return False
-
-
-def convert(task):
-    """Convert one video. Returns (src, n_frames, out_bytes, raw_bytes, error or None)."""
-    src, kind, dst, to, quality = task
-    try:
-        frames, fps = read_source(src, kind)
-        write_video(dst, frames, fps, to, quality)
-        if hf.count_frames(dst) != len(frames):  # read back: what we wrote is what we decoded
-            os.remove(dst)
-            raise hf.VideoReadError(dst, "frame count differs from the source after writing")
-        return src, len(frames), os.path.getsize(dst), frames.nbytes, None
-    except (hf.VideoReadError, OSError, cv2.error) as e:
-        return src, 0, 0, 0, str(e)
 
 
 def find_sources(root, source):
     """Source videos and the store path each one goes to."""
     kinds = ["avi", "hdf5"] if source == "auto" else [source]
     for kind in kinds:
-        pattern = os.path.join(root, hf.STORE_DIRS[kind], "*", "*." + ("avi" if kind == "avi" else "hdf5"))
+        pattern = os.path.join(root, STORE_DIRS[kind], "*", "*." + ("avi" if kind == "avi" else "hdf5"))
         found = sorted(glob.glob(pattern))
         if found:
             return kind, found
     raise FileNotFoundError(f"no source videos under {root}: expected "
-                            + " or ".join(os.path.join(root, hf.STORE_DIRS[k], "<Class>", "*") for k in kinds))
+                            + " or ".join(os.path.join(root, STORE_DIRS[k], "<Class>", "*") for k in kinds))
 
 
 def main(args):
@@ -120,23 +56,23 @@ def main(args):
         kind, sources = find_sources(args.data_root, args.source)
     except FileNotFoundError as e:
         sys.exit(f"--data-root {args.data_root}: {e}")
-    out_dir = os.path.join(args.data_root, hf.STORE_DIRS[args.to])
+    out_dir = os.path.join(args.data_root, STORE_DIRS[args.to])
     if args.to == "hdf5" and kind == "hdf5":
         sys.exit("the source is already the raw HDF5 copy; use --to jpeg")
     tasks, skipped = [], 0
     for src in sources:
-        cls, name = src.split(os.sep)[-2], hf.video_name(src)
+        cls, name = src.split(os.sep)[-2], video_io.video_name(src)
         dst = os.path.join(out_dir, cls, name + ".hdf5")
-        if is_complete(dst):
+        if video_io.is_complete(dst):
             skipped += 1
         else:
             tasks.append((src, kind, dst, args.to, args.quality))
-    print(f"{len(sources)} videos in {os.path.join(args.data_root, hf.STORE_DIRS[kind])}; "
+    print(f"{len(sources)} videos in {os.path.join(args.data_root, STORE_DIRS[kind])}; "
           f"{skipped} already converted, {len(tasks)} to convert into {out_dir}")
 
     t0, failed, n_frames, out_bytes, raw_bytes = time.time(), [], 0, 0, 0
     with Pool(max(1, args.workers)) as pool:
-        for src, n, ob, rb, err in tqdm(pool.imap_unordered(convert, tasks, chunksize=4),
+        for src, n, ob, rb, err in tqdm(pool.imap_unordered(video_io.convert, tasks, chunksize=4),
                                         total=len(tasks), desc="convert", unit="video"):
             if err:
                 failed.append(err)

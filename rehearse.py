@@ -5,7 +5,8 @@ Usage: python rehearse.py [--data-root data/rehearsal] [--run runs/rehearsal] [-
 Runs, each as its own process exactly as a user would type it: make_toy_ucf101.py --like-ucf101 (one
 synthetic MPEG-4 video for every name of the official lists), prepare_data.py, train_single_frame.py,
 train_3d.py, test_single_frame.py and test_3d.py on every test video of the split, combine_results.py
-and report/make_report.py. The models are small ResNets trained from scratch on small frames, so that
+and report/make_report.py. One group of every class is held out of the train list, and the fusion
+weight is chosen on it (--val-groups 1). The models are small ResNets trained from scratch on small frames, so that
 the whole job fits a few CPU cores; the lesson (3D above single-frame overall and on the motion-only
 pairs, the fusion at least as good as the better one) should show all the same. Every phase resumes:
 a rerun after an interruption redoes only what is missing.
@@ -21,7 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+import helperFunctions as hf
+
 REPO = Path(__file__).resolve().parent
+VAL_GROUPS = 1
 MODELS = {"single_frame": "single frame", "3d": "3D", "fused": "fused"}
 
 
@@ -73,6 +77,10 @@ def main(args):
     lists = data / "ucfTrainTestlist"
     n_train, n_test = count_lines(lists / "trainlist01.txt"), count_lines(lists / "testlist01.txt")
     n_all = len(json.loads((data / "toy_classes.json").read_text())["n_frames"])
+    try:  # the train list less the held-out groups
+        n_fit = len(hf.getUCF101_subsets(str(data), 1, VAL_GROUPS)[1][0])
+    except ValueError as e:
+        raise SystemExit(f"{e}: a reduced rehearsal needs --max-per-class 4 or more") from None
     phases.append(("generate", seconds, n_all))
     phases.append(("prepare (compact store)", run_phase("prepare", "prepare_data.py",
                                                          ["--data-root", data, "--workers", args.workers]), n_all))
@@ -82,16 +90,22 @@ def main(args):
                 "--epochs", args.epochs_2d, "--batch-size", 64, "--lr", 1e-3]
     small_3d = ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--train-from", "all", "--layer4-blocks", 1,
                 "--size", args.size, "--epochs", args.epochs_3d, "--batch-size", 32, "--lr", 1e-3]
-    seconds = run_phase("train single frame", "train_single_frame.py", common + small_2d + ["--out", sf, "--resume"])
-    phases.append((f"train single frame ({args.epochs_2d} epochs)", seconds, n_train * args.epochs_2d))
-    seconds = run_phase("train 3D", "train_3d.py", common + small_3d + ["--out", td, "--resume"])
-    phases.append((f"train 3D ({args.epochs_3d} epochs)", seconds, n_train * args.epochs_3d))
-    for name, script, ckpt, out in (("test single frame", "test_single_frame.py", sf, run / "single_frame_test"),
-                                    ("test 3D", "test_3d.py", td, run / "3d_test")):
-        seconds = run_phase(name, script, common + ["--checkpoint", ckpt / "checkpoint.pt", "--out", out])
-        phases.append((f"{name} (every test video)", seconds, n_test))
+    # One group of every class is held out of the train list (--val-groups 1): the fusion weight is
+    # chosen on it, never on the test videos.
+    held_out = ["--val-groups", VAL_GROUPS]
+    seconds = run_phase("train single frame", "train_single_frame.py",
+                        common + small_2d + held_out + ["--out", sf, "--resume"])
+    phases.append((f"train single frame ({args.epochs_2d} epochs)", seconds, n_fit * args.epochs_2d))
+    seconds = run_phase("train 3D", "train_3d.py", common + small_3d + held_out + ["--out", td, "--resume"])
+    phases.append((f"train 3D ({args.epochs_3d} epochs)", seconds, n_fit * args.epochs_3d))
+    for name, script, ckpt in (("test single frame", "test_single_frame.py", sf), ("test 3D", "test_3d.py", td)):
+        for subset, label, n in (("val", "held-out videos", n_train - n_fit), ("test", "every test video", n_test)):
+            seconds = run_phase(f"{name} ({subset})", script, common + held_out + [
+                "--subset", subset, "--checkpoint", ckpt / "checkpoint.pt", "--out", f"{ckpt}_{subset}"])
+            phases.append((f"{name} ({label})", seconds, n))
     seconds = run_phase("fuse", "combine_results.py", [
-        "--single-frame", run / "single_frame_test", "--three-d", run / "3d_test", "--out", run / "combined",
+        "--single-frame", f"{sf}_test", "--three-d", f"{td}_test", "--out", run / "combined",
+        "--val-single-frame", f"{sf}_val", "--val-three-d", f"{td}_val",
         "--sweep", "--toy-classes", data / "toy_classes.json"])
     seconds += run_phase("report", "report/make_report.py", ["--results", run / "combined", "--out", args.report])
     phases.append(("fuse + report", seconds, n_test))

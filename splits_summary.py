@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+import predictions
+
 MODELS = ("single_frame", "3d", "fused")
 # attributes that may differ between the runs of one summary: only the split
 VARYING = ("split",)
@@ -107,5 +109,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    from combine_results import run_cli
-    run_cli(main, parse_args, "splits_summary.py")
+    predictions.run_cli(main, parse_args, "splits_summary.py")

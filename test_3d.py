@@ -11,56 +11,78 @@ window; full: one row), plus predictions.h5, metrics.json and confusion_matrix.n
 finished videos.
 """
 import argparse
-
-import torch
+import os
 
 import engine
 import helperFunctions as hf
+import metrics
+import predictions
+import scoring
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    engine.add_common_args(p, batch_size=32, arch="resnet50", out="runs/3d_test", frames=16)
-    engine.add_test_args(p)
+    p.add_argument("--data-root", default="data/toy",
+                   help="folder with ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or UCF-101-jpeg/")
+    p.add_argument("--split", type=int, default=1, choices=[1, 2, 3])
     p.add_argument("--checkpoint", default="runs/3d/checkpoint.pt")
-    p.add_argument("--mode", choices=["windows", "full"], default="windows")
+    p.add_argument("--subset", choices=scoring.SUBSETS, default="test",
+                   help="test: the split's test list; val: the --val-groups held out of its train list")
+    p.add_argument("--val-groups", type=int, default=None,
+                   help="the groups held out of the train list (default: as the checkpoint was trained)")
+    p.add_argument("--crops", choices=hf.TEST_CROPS, default="center",
+                   help="center: the whole frame resized (the assignment's); three: three squares along the "
+                        "longer side; predictions averaged over views like windows")
+    p.add_argument("--flip", action="store_true", help="also score every view mirrored")
+    p.add_argument("--mode", choices=["windows", "full"], default=scoring.MODE)
     # Measured on the toy set (3 splits, 432 test videos, resnet10 at 32x32; not real UCF-101): strides
     # 8, 4 and 1 tie within one video, 16 loses 4; log_softmax never loses to softmax and has the lower
     # NLL; full mode is within noise of windows (20 vs 15 videos right only in one of the two).
-    p.add_argument("--stride", type=int, default=8, help="frames between window starts (windows mode)")
-    p.add_argument("--average", choices=["log_softmax", "softmax"], default="log_softmax",
+    p.add_argument("--stride", type=int, default=scoring.STRIDE, help="frames between window starts (windows mode)")
+    p.add_argument("--average", choices=["log_softmax", "softmax"], default=scoring.AVERAGE,
                    help="how window predictions are combined")
+    p.add_argument("--batch-size", type=int, default=scoring.WINDOW_BATCH, help="windows per forward pass")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count()), help="data loading processes")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/3d_test", help="run folder: predictions, metrics")
     return p.parse_args(argv)
 
 
-def window_starts(n_frames, frames, stride):
-    """Starts of the `frames`-long windows every `stride` frames, the last window always included."""
-    starts = list(range(0, max(n_frames - frames, 0) + 1, stride))
-    if starts[-1] != max(n_frames - frames, 0):
-        starts.append(n_frames - frames)
-    return starts
-
-
-def video_logits(net, video, device, mean, std, mode, frames, stride, batch_size):
-    """uint8 (T, H, W, 3) -> logits (n_windows, C) or (1, C) for the whole video."""
-    video = video.to(device, non_blocking=True)
-    if len(video) < frames:  # loop short videos, as the training loader does
-        video = video[torch.arange(frames) % len(video)]
-    if mode == "full":
-        return net(hf.normalize(video[None], torch.zeros(1), mean, std))
-    out, starts = [], window_starts(len(video), frames, stride)
-    for i in range(0, len(starts), batch_size):
-        clips = torch.stack([video[s:s + frames] for s in starts[i:i + batch_size]])
-        out.append(net(hf.normalize(clips, torch.zeros(len(clips)), mean, std)))
-    return torch.cat(out)
-
-
 def main(args):
-    logits = lambda net, video, device, mean, std: video_logits(
-        net, video, device, mean, std, args.mode, args.frames, args.stride, args.batch_size)
-    attrs = {"model": "3d", "mode": args.mode, "average": args.average,
-             "stride": args.stride if args.mode == "windows" else 0}
-    engine.test_videos(args, "3d", logits, attrs)
+    try:
+        ckpt = engine.load_checkpoint(args.checkpoint, "3d")
+    except (FileNotFoundError, ValueError) as e:  # a message, not a traceback: wrong or missing file
+        raise SystemExit(f"--checkpoint: {e}") from None
+    class_list, paths, labels, val_groups = scoring.test_lists(args.data_root, args.split, args.val_groups,
+                                                               args.subset, ckpt, args.checkpoint)
+    device, _, _ = engine.setup(args.device, args.seed)
+    net = engine.model_from_checkpoint(ckpt).to(device)
+    mean, std = engine.input_stats(ckpt)
+    # the settings a saved prediction was made with: a rerun reuses only those made alike
+    attrs = {"model": "3d", "mode": args.mode, "stride": args.stride if args.mode == "windows" else 0,
+             "average": args.average, "checkpoint_epoch": ckpt["epoch"],
+             "size": ckpt["size"], "arch": ckpt["arch"], "split": args.split, "subset": args.subset,
+             "val_groups": val_groups, "crops": args.crops, "flip": args.flip}
+    scores, todo = predictions.finished_scores(args.out, paths, len(class_list), attrs, args.average)
+    print(f"{len(paths)} {args.subset} videos of split {args.split}: {len(paths) - len(todo)} already scored "
+          f"in {args.out}, {len(todo)} to go", flush=True)
+
+    dataset = hf.VideoDataset(paths[todo], labels[todo], size=ckpt["size"], crops=args.crops, flip=args.flip)
+    loader = hf.make_loader(dataset, 1, False, args.workers, args.seed)
+    def logits(view):  # uint8 (T, S, S, 3) -> (windows, C), or (1, C) in full mode
+        return scoring.window_logits(net, view, device, mean, std, args.mode, ckpt["frames"], args.stride,
+                                     args.batch_size)
+    failed = scoring.score_videos(loader, logits, device, args.out, paths, todo, scores, labels, attrs, args.average)
+
+    summary = metrics.summarize(scores, labels, class_list)
+    predictions.save_run(args.out, paths, labels, scores, class_list, summary, failed,
+                         {**attrs, **scoring.model_attrs(ckpt, args.checkpoint)})
+    scoring.print_results(summary, class_list, [hf.video_name(p) for p in paths if p in failed], args.subset, args.out)
+    if summary["n_failed"] == len(paths):  # all-zero metrics are no result: say so with the exit status
+        raise SystemExit(f"none of the {len(paths)} {args.subset} videos of split {args.split} could be read "
+                         f"(each is named above with the reason): check --data-root {args.data_root}")
+    return summary
 
 
 if __name__ == "__main__":

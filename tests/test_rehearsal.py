@@ -130,7 +130,15 @@ def test_rehearsal_outputs_at_101_classes(rehearsal, split_dir):
         assert line in rehearsal["stdout"]
     phases = json.loads((run / "phases.json").read_text())["phases"]
     assert [p["phase"].split(" (")[0] for p in phases] == [
-        "generate", "prepare", "train single frame", "train 3D", "test single frame", "test 3D", "fuse + report"]
+        "generate", "prepare", "train single frame", "train 3D", "test single frame", "test single frame",
+        "test 3D", "test 3D", "fuse + report"]
+    # The fusion weight is chosen on the held-out groups (one per class, from the train list), never on test.
+    fusion = results["fusion"]
+    assert fusion["chosen_on"] == "validation" and fusion["validation_videos"] == 101
+    with h5py.File(run / "single_frame_val" / "predictions.h5", "r") as h:
+        val_names = set(h["videos"].asstr()[()])
+    train_names = set(list_names(data / "ucfTrainTestlist" / "trainlist01.txt"))
+    assert len(val_names) == 101 and val_names <= train_names and not val_names & set(test_names)
     assert all(p["seconds"] > 0 for p in phases) and "per video" in rehearsal["stdout"]
 
 
