@@ -29,7 +29,7 @@ import torch
 
 import engine
 import measure
-import test_3d
+import scoring
 from measure import A, MODEL_KEYS
 
 REPO = os.path.dirname(os.path.abspath(__file__))
@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--budget-s", type=float, default=0, help="start no measurement after this (0: no limit)")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (GPU only)")
     p.add_argument("--size", type=int, default=None, help="model input size (default 224; quick on CPU: 112)")
-    p.add_argument("--arch-2d", default="resnet50")
+    p.add_argument("--arch-single-frame", default="resnet50")
     p.add_argument("--arch-3d", default="resnet50")
     p.add_argument("--real-videos", default=os.path.join(REPO, "..", "shared", "data", "videos"))
     p.add_argument("--only", choices=["one-core"], default=None,
@@ -80,12 +80,12 @@ def derive(R, models, pipeline):
         "3D training": (E * (A["train"] / m["3D train"] + T / m["3D test windows"]),
                         E * (A["train"] + T) / on_cores(("clip", 224), "clips_per_s")),
         "2D full-video test": (T * VF / m["2D test frames"], test_load),
-        "3D full-video test, windows": (T * len(test_3d.window_starts(VF, A["clip"], A["stride"]))
+        "3D full-video test, windows": (T * len(scoring.window_starts(VF, A["clip"], A["stride"]))
                                         / m["3D test windows"], test_load),
         "3D full-video test, full": (T * VF / m["3D test full"], test_load)}
-    for kind, key in (("2d", "2D training"), ("3d", "3D training")):  # measured end to end: loader included
+    for kind, key in (("single_frame", "2D training"), ("3d", "3D training")):  # measured end to end: loader included
         if kind in pipe:
-            test = T / m["2D test frames" if kind == "2d" else "3D test windows"]
+            test = T / m["2D test frames" if kind == "single_frame" else "3D test windows"]
             phases[key] = (E * (A["train"] / pipe[kind]["samples_per_s"] + test), None)
     t = {k: max(x for x in v if x is not None) for k, v in phases.items()}
     base = t["2D training"] + t["3D training"] + t["2D full-video test"]

@@ -5,6 +5,8 @@ step, so a run cut short keeps what it measured. Usage: see benchmark.py.
 """
 import glob
 import os
+import subprocess
+import sys
 import time
 from multiprocessing import Pool
 
@@ -15,15 +17,18 @@ import numpy as np
 import simplejpeg
 import torch
 import torch.nn.functional as F
+import torchvision
 from av.video.reformatter import VideoReformatter
 from torch.utils.flop_counter import FlopCounterMode
 
 import engine
+import gpu_decode
 import helperFunctions as hf
-import make_toy_ucf101
-import prepare_data
-import test_3d
-import test_single_frame
+import resnet_3d
+import scoring
+import video_io
+
+REPO = os.path.dirname(os.path.abspath(__file__))
 
 # The assignment on UCF-101 split 1 (186 frames: UCF-101's mean video length), loaders on 16 cores.
 A = dict(epochs=10, train=9537, test=3783, video_frames=186, clip=16, stride=8, cores=16)
@@ -44,28 +49,29 @@ def build_sets(tmp, real_dir, quick, workers):
     """Video sets in `tmp` in the three formats, one root per format holding only that copy (so
     resolve_video reads the format asked for). Returns {set: {fmt: [canonical paths]}}."""
     toy = os.path.join(tmp, "toy")
-    make_toy_ucf101.make_toy(toy, classes=4, groups=3, clips=1, frames=40 if quick else A["video_frames"],
-                             workers=1 if quick else min(8, workers))
+    subprocess.run([sys.executable, os.path.join(REPO, "make_toy_ucf101.py"), "--out", toy, "--classes", "4",
+                    "--groups", "3", "--clips", "1", "--frames", str(40 if quick else A["video_frames"]),
+                    "--workers", str(1 if quick else min(8, workers))], check=True, stdout=subprocess.DEVNULL)
     sources = {"real": sorted(glob.glob(os.path.join(real_dir, "*.avi"))),
                "toy": sorted(glob.glob(os.path.join(toy, "UCF-101", "*", "*.avi")))}
     sets = {}
     for name, srcs in ((k, v) for k, v in sources.items() if v):
         base = os.path.join(tmp, name)
-        avis = [os.path.join(base, "UCF-101", hf.video_name(s).split("_")[1], os.path.basename(s)) for s in srcs]
+        avis = [os.path.join(base, "UCF-101", video_io.video_name(s).split("_")[1], os.path.basename(s)) for s in srcs]
         for s, a in zip(srcs, avis):
             if not os.path.exists(a):
                 os.makedirs(os.path.dirname(a), exist_ok=True)
                 os.symlink(os.path.abspath(s), a)
         with Pool(max(1, min(workers, 8))) as pool:
-            tasks = [(a, "avi", hf.store_path(a, fmt), fmt, 90) for fmt in ("hdf5", "jpeg") for a in avis]
-            for src, _, _, _, err in pool.map(prepare_data.convert, tasks):
+            tasks = [(a, "avi", video_io.store_path(a, fmt), fmt, 90) for fmt in ("hdf5", "jpeg") for a in avis]
+            for src, _, _, _, err in pool.map(video_io.convert, tasks):
                 if err:
                     raise RuntimeError(f"prepare_data could not convert {src}: {err}")
         sets[name] = {}
-        for fmt in hf.FORMATS:
+        for fmt in video_io.FORMATS:
             root = os.path.join(tmp, f"{name}-{fmt}")
             os.makedirs(root)
-            os.symlink(os.path.join(base, hf.STORE_DIRS[fmt]), os.path.join(root, hf.STORE_DIRS[fmt]))
+            os.symlink(os.path.join(base, video_io.STORE_DIRS[fmt]), os.path.join(root, video_io.STORE_DIRS[fmt]))
             sets[name][fmt] = [os.path.join(root, os.path.relpath(a, base)) for a in avis]
     return sets
 
@@ -107,7 +113,7 @@ def loader_rate(paths, frames, size, batch, workers, seconds):
 
 def evict(path):
     """Drop a video's file from the page cache (this file only), so that its next read hits the disk."""
-    fd = os.open(hf.resolve_video(path)[1], os.O_RDONLY)
+    fd = os.open(video_io.resolve_video(path)[1], os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
@@ -116,7 +122,7 @@ def evict(path):
 
 def jpeg_bytes(path, n=None):
     """The JPEG byte strings of a compact-store video's first n frames (all when None)."""
-    with h5py.File(hf.resolve_video(path)[1], "r") as h:
+    with h5py.File(video_io.resolve_video(path)[1], "r") as h:
         return h["jpeg"][:n]
 
 
@@ -204,13 +210,13 @@ def frame_exactness(name, avis, readers, starts):
     read by each reader and compared with `reference_frames`: clips checked and clips exact."""
     rows = []
     for p in avis:
-        real = hf.resolve_video(p)[1]
+        real = video_io.resolve_video(p)[1]
         ref = reference_frames(real)
         for fmt, read in readers.items():
             clips = [np.arange(s, s + A["clip"]) for s in
                      np.unique(np.linspace(0, len(ref) - A["clip"], starts).astype(int))]
             exact = sum(int(np.array_equal(read(real, idx), ref[idx])) for idx in clips)
-            rows.append(dict(set=name, format=fmt, video=hf.video_name(p), clips=len(clips), exact=exact))
+            rows.append(dict(set=name, format=fmt, video=video_io.video_name(p), clips=len(clips), exact=exact))
     return rows
 
 
@@ -218,15 +224,15 @@ def same_work_calls(fmts, readers, rng):
     """{(format, kind): call} for the side-by-side table: each call reads the next pre-drawn random
     clip or frame (the same sequence for every format and peer), resizes it to 224 px and returns uint8
     (T, 224, 224, 3). Our formats go through read_frames (one open, as training reads); peers get the AVI."""
-    avis = [hf.resolve_video(p)[1] for p in fmts["avi"]]
-    jobs = {kind: [(k, hf.clip_indices(hf.count_frames(avis[k]), T, rng))
+    avis = [video_io.resolve_video(p)[1] for p in fmts["avi"]]
+    jobs = {kind: [(k, hf.clip_indices(video_io.count_frames(avis[k]), T, rng))
                    for k in rng.integers(len(avis), size=JOBS)] for kind, T in SAME_WORK}
     calls = {}
     for kind, _ in SAME_WORK:
-        for fmt in hf.FORMATS:
+        for fmt in video_io.FORMATS:
             it = iter(jobs[kind] * 10**4)
             calls[fmt, kind] = lambda it=it, ps=fmts[fmt]: (lambda k, idx: hf.apply_augment(
-                hf.read_frames(ps[k], lambda n: idx), NO_AUG, 224))(*next(it))
+                video_io.read_frames(ps[k], lambda n: idx), NO_AUG, 224))(*next(it))
         for fmt, read in readers.items():
             it = iter(jobs[kind] * 10**4)
             calls[fmt, kind] = lambda it=it, read=read: (lambda k, idx: hf.apply_augment(
@@ -249,8 +255,8 @@ def measure_data(R, sets, args, save, gpu=False, loaders=True):
     for name, fmts in sets.items():
         for fmt, ps in fmts.items():
             R["bytes"].append(dict(set=name, format=fmt, videos=len(ps),
-                                   mean_frames=np.mean([hf.count_frames(p) for p in ps]),
-                                   bytes_per_video=np.mean([os.path.getsize(hf.resolve_video(p)[1]) for p in ps])))
+                                   mean_frames=np.mean([video_io.count_frames(p) for p in ps]),
+                                   bytes_per_video=np.mean([os.path.getsize(video_io.resolve_video(p)[1]) for p in ps])))
     rng = np.random.default_rng(0)
     for name, fmts in sets.items():
         for kind, frames, size, batch in (LOADS[:3] if args.quick else LOADS) if loaders else ():
@@ -270,7 +276,7 @@ def measure_data(R, sets, args, save, gpu=False, loaders=True):
             R["skipped"].append(f"one-core loaders and AVI seek on {name}: out of --budget-s")
             continue
         it = {fmt: iter(ps * 10**4) for fmt, ps in fmts.items()}
-        cold = lambda p: (evict(p), hf.load_clip_uint8(p, True, 224, 16, rng))
+        cold = lambda p: (evict(p), hf.load_clip(p, True, 224, 16, rng))
         kinds = (("loadFrame", lambda p: hf.loadFrame((p, True), size=224, rng=rng)),  # the assignment's float loaders
                  ("loadSequence", lambda p: hf.loadSequence((p, True), size=224, rng=rng)),
                  ("uint8 clip, cold", cold))
@@ -279,15 +285,15 @@ def measure_data(R, sets, args, save, gpu=False, loaders=True):
         calls.update(same_work_calls(fmts, readers, rng))
         # the decoder levers: simplejpeg's fast DCT and upsampling (the error they add is measured below)
         fast = lambda b: [simplejpeg.decode_jpeg(x, "RGB", fastdct=True, fastupsample=True) for x in b]
-        avi = iter([(p, hf.clip_indices(hf.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3])
-        calls["jpeg", "bytes for --decode device"] = lambda: hf.load_clip_jpeg(next(it["jpeg"]), True, 16, rng)
-        calls["avi", "seek"] = lambda: hf.read_frames(*next(avi))
+        avi = iter([(p, hf.clip_indices(video_io.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3])
+        calls["jpeg", "bytes for --decode device"] = lambda: gpu_decode.load_clip_jpeg(next(it["jpeg"]), True, 16, rng)
+        calls["avi", "seek"] = lambda: video_io.read_frames(*next(avi))
         # the JPEG decoder lever: the same 16-frame clips through cv2.imdecode and simplejpeg
         jb = iter([jpeg_bytes(p, A["clip"]) for p in fmts["jpeg"]] * 10**4)
         calls["jpeg", "16 JPEGs, cv2.imdecode"] = lambda: [cv2.imdecode(b, cv2.IMREAD_COLOR_RGB) for b in next(jb)]
-        calls["jpeg", "16 JPEGs, simplejpeg"] = lambda: hf._decode_all(next(jb), "", np.arange(A["clip"]))
+        calls["jpeg", "16 JPEGs, simplejpeg"] = lambda: video_io._decode_all(next(jb), "", np.arange(A["clip"]))
         calls["jpeg", "16 JPEGs, simplejpeg fast"] = lambda: fast(next(jb))
-        calls["avi", "decode all"] = lambda: (lambda p, i: hf.read_frames(p)[i])(*next(avi))
+        calls["avi", "decode all"] = lambda: (lambda p, i: video_io.read_frames(p)[i])(*next(avi))
         best, rounds, threads = {}, 1 if args.quick else 3, torch.get_num_threads()
         torch.set_num_threads(1)  # one core, as in a DataLoader worker (normalize runs in torch)
         for _ in range(rounds):  # interleaved rounds, the best kept: other jobs on a shared machine come and go
@@ -300,7 +306,7 @@ def measure_data(R, sets, args, save, gpu=False, loaders=True):
                                       fast_clips_per_s=1 / best["jpeg", "16 JPEGs, simplejpeg fast"],
                                       fast_mean_abs_error=jpeg_fast_error(fmts)))
         exact = {f: r for f, r in readers.items() if f != "pyav, frame.to_ndarray"}  # the same frames as "pyav"
-        R["exactness"] += frame_exactness(name, fmts["avi"], {"avi": lambda p, idx: hf.read_frames(p, idx),
+        R["exactness"] += frame_exactness(name, fmts["avi"], {"avi": lambda p, idx: video_io.read_frames(p, idx),
                                                               **exact, "pyav, seek by pts": pyav_pts_frames},
                                           4 if args.quick else EXACT_STARTS)
         seek, full = best["avi", "seek"], best["avi", "decode all"]
@@ -322,9 +328,12 @@ def peak_tflops(device):
 
 def model_setup(args, device, kind, train=True, channels_last=True):
     """The assignment's FineTune model (trained: layer4[2] + fc in 2D, layer4[0] + fc in 3D; else fc only)
-    and its Adam, placed as engine.train places them. Returns (net, optimizer)."""
+    and its Adam, placed as the training scripts place them. Returns (net, optimizer)."""
     lb = 1 if kind == "3d" else None
-    model = engine.build_model(kind, args.arch_3d if kind == "3d" else args.arch_2d, 101, lb)
+    if kind == "3d":
+        model = resnet_3d.build(args.arch_3d, num_classes=101, layer4_blocks=lb)
+    else:
+        model = getattr(torchvision.models, args.arch_single_frame)(weights=None, num_classes=101)
     top = "layer4.0" if kind == "3d" else f"layer4.{len(model.layer4) - 1}"  # the assignment's (resnet50: layer4.2)
     net = engine.FineTune(model, top if train else "fc", lb).to(device)
     if channels_last and device.type == "cuda":
@@ -334,13 +343,16 @@ def model_setup(args, device, kind, train=True, channels_last=True):
 
 
 def pipeline_rate(args, device, paths, kind, decode, workers, batch, n, copy_ahead=False):
-    """Training samples/s fed by the real loader: ClipDataset(decode=...) + make_loader with `workers`
-    workers, through engine.run_epoch (decoding on the device when asked, normalize, forward, backward,
+    """Training samples/s fed by the real loader: ClipDataset (gpu_decode.JpegClipDataset for decode
+    "device") + make_loader with `workers` workers, through engine.train_one_epoch (normalize, forward, backward,
     Adam). Timed over the second of two epochs of n samples, so worker start-up is left out."""
     frames = 16 if kind == "3d" else 1
     ps = (list(paths) * (n // len(paths) + 1))[:n]
-    ds = hf.ClipDataset(ps, np.zeros(n, dtype=np.int64), True, args.size, frames, decode=decode)
-    loader = hf.make_loader(ds, batch, True, workers)
+    dataset, collate = ((gpu_decode.JpegClipDataset, gpu_decode.collate_jpeg) if decode == "device"
+                        else (hf.ClipDataset, hf.collate))
+    ds = dataset(ps, np.zeros(n, dtype=np.int64), True, args.size, frames)
+    loader = hf.make_loader(ds, batch, True, workers, collate_fn=collate)
+    batches = gpu_decode.DeviceAhead(loader, device, copy=copy_ahead) if decode == "device" or copy_ahead else loader
     net, opt = model_setup(args, device, kind)
     mean, std = engine.input_stats({"kind": kind})
     failures = engine.FailureLog(rank=1)  # rank 1: no progress bar, no messages
@@ -348,7 +360,7 @@ def pipeline_rate(args, device, paths, kind, decode, workers, batch, n, copy_ahe
         loader.sampler.set_epoch(epoch)
         sync(device)
         t = time.perf_counter()
-        r = engine.run_epoch(net, loader, device, mean, std, failures, opt, rank=1, copy_ahead=copy_ahead)
+        r = engine.train_one_epoch(net, opt, batches, device, mean, std, failures, rank=1)
         sync(device)
     if failures.count:
         raise RuntimeError(f"{failures.count} samples failed to load in the pipeline benchmark")
@@ -362,7 +374,7 @@ def measure_pipeline(R, sets, args, device, save):
     name = "toy" if "toy" in sets else next(iter(sets))
     alone = {r["kind"]: r["items_per_s"] for r in R["models"] if r["mode"] == "train"}
     gpu = device.type == "cuda"
-    for kind, batch in (("3d", 32 if gpu else 2), ("2d", 100 if gpu else 4)):
+    for kind, batch in (("3d", 32 if gpu else 2), ("single_frame", 100 if gpu else 4)):
         # GPU: epochs of the assignment's size, since each epoch start waits for the workers' first batches
         n = A["train"] if gpu else 2 * batch
         # the training scripts' default --workers is min(8, cores): does decoding on the device need more?
@@ -384,20 +396,20 @@ def measure_pipeline(R, sets, args, device, save):
 def model_case(args, device, name, kind, batch, frames, mode="train", amp=True, channels_last=True, compile_=False):
     """One set-up's seconds per step, items/s and FLOPs. mode "train": uint8 (B, T, S, S, 3) on the device
     -> normalize -> FineTune -> loss -> backward -> Adam. Else one uint8 video (T, S, S, 3), pinned on the
-    host as the loader hands it over, through test_single_frame.frame_logits ("frames") or
-    test_3d.video_logits ("windows" / "full")."""
+    host as the loader hands it over, through scoring.frame_logits ("frames") or
+    scoring.window_logits ("windows" / "full")."""
     S, gpu, train = args.size, device.type == "cuda", mode == "train"
     net, opt = model_setup(args, device, kind, train, channels_last)
     mean, std = engine.input_stats({"kind": kind})
     cast = lambda: engine.autocast(device) if amp else torch.autocast(device.type, enabled=False)
     if train:
-        x = torch.randint(0, 256, (batch, S, S, 3) if kind == "2d" else (batch, frames, S, S, 3),
+        x = torch.randint(0, 256, (batch, S, S, 3) if kind == "single_frame" else (batch, frames, S, S, 3),
                           dtype=torch.uint8, device=device)
-        y, b = torch.randint(0, 101, (batch,), device=device), torch.zeros(batch, device=device)
+        y = torch.randint(0, 101, (batch,), device=device)
 
         def step(m):
             with cast():
-                loss = F.cross_entropy(m(hf.normalize(x, b, mean, std)).float(), y)
+                loss = F.cross_entropy(m(hf.normalize(x, mean, std)).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -408,15 +420,15 @@ def model_case(args, device, name, kind, batch, frames, mode="train", amp=True, 
         def step(m):
             with torch.inference_mode(), cast():
                 if mode == "frames":
-                    return test_single_frame.frame_logits(m, video, device, mean, std, batch)
-                return test_3d.video_logits(m, video, device, mean, std, mode, A["clip"], A["stride"], batch)
+                    return scoring.frame_logits(m, video, device, mean, std, batch)
+                return scoring.window_logits(m, video, device, mean, std, mode, A["clip"], A["stride"], batch)
     with FlopCounterMode(display=False) as fc:  # on CPU also the warm-up
         step(net)
     fwd = torch.compile(net) if compile_ else net
     s = timed_calls(lambda: (step(fwd), sync(device)), args.seconds, warm=3 if gpu or compile_ else 0)  # autotuning
     flops, peak = fc.get_total_flops(), peak_tflops(device)
     items = {"train": batch, "frames": frames, "full": frames,
-             "windows": len(test_3d.window_starts(frames, A["clip"], A["stride"]))}[mode]
+             "windows": len(scoring.window_starts(frames, A["clip"], A["stride"]))}[mode]
     r = dict(name=name, kind=kind, mode=mode, batch=batch, size=S, frames=frames, compiled=compile_,
              dtype="bf16 autocast" if amp and gpu else "fp32", cudnn_benchmark=torch.backends.cudnn.benchmark,
              memory_format="contiguous" if not (channels_last and gpu) else
@@ -432,8 +444,8 @@ def model_plan(args, device):
     """(name, model_case kwargs): the assignment's set-ups (smaller batches and videos on CPU); levers on GPU."""
     gpu, T = device.type == "cuda", A["video_frames"] if device.type == "cuda" else 32
     b2, b3 = (100, 32) if gpu else (4, 2) if args.quick else (8, 2)
-    cases = [dict(kind="2d", batch=b2, frames=1), dict(kind="3d", batch=b3, frames=16),
-             dict(kind="2d", batch=200 if gpu else T, frames=T, mode="frames"),
+    cases = [dict(kind="single_frame", batch=b2, frames=1), dict(kind="3d", batch=b3, frames=16),
+             dict(kind="single_frame", batch=200 if gpu else T, frames=T, mode="frames"),
              dict(kind="3d", batch=32, frames=T, mode="windows"), dict(kind="3d", batch=1, frames=T, mode="full")]
     levers = [] if not gpu else [
         ("3D train fp32", dict(cases[1], amp=False)), ("3D train contiguous", dict(cases[1], channels_last=False)),
