@@ -30,7 +30,7 @@ import torch
 import engine
 import measure
 import scoring
-from measure import A, MODEL_KEYS
+from measure import MODEL_KEYS, A
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 

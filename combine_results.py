@@ -26,8 +26,8 @@ import os
 import numpy as np
 
 import metrics
-from atomic import atomic_write
 import predictions
+from atomic import atomic_write
 
 MODELS = ("single_frame", "3d", "fused")
 SWEEP_NOTE = "oracle: weights scored on the test set itself, optimistic, not a fair held-out result"
@@ -232,7 +232,8 @@ def main(args):
         print("\nMotion-only pairs (toy; one frame cannot tell the members apart), video-level:")
         for k, r in results["motion_pairs"]["models"].items():
             print(f"  {k:<13} within-pair accuracy {pct(r['within_pair'] or 0)} (chance 50%)  top-1 on the "
-                  f"pairs' {r['n_videos']} videos {pct(r['top1'] or 0)}, on the other classes {pct(r['other_top1'] or 0)}")
+                  f"pairs' {r['n_videos']} videos {pct(r['top1'] or 0)}, "
+                  f"on the other classes {pct(r['other_top1'] or 0)}")
     with atomic_write(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
         json.dump(results, f, indent=1)
     print(f"\nwrote {os.path.join(args.out, 'results.json')} and confusion_*.npy")

@@ -14,7 +14,6 @@ import signal
 import zipfile
 from contextlib import nullcontext
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -214,7 +213,8 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
     if ckpt.get("kind") == "2d":  # the single-frame model's name in checkpoints written before
         ckpt["kind"] = "single_frame"
     if kind and ckpt.get("kind") != kind:
-        script = "train_3d.py / test_3d.py" if ckpt.get("kind") == "3d" else "train_single_frame.py / test_single_frame.py"
+        script = ("train_3d.py / test_3d.py" if ckpt.get("kind") == "3d"
+                  else "train_single_frame.py / test_single_frame.py")
         raise ValueError(f"{path} holds a {ckpt.get('kind')} model ({ckpt.get('arch')}), not a {kind} one; "
                          f"use it with {script}")
     ckpt.setdefault("split", int(ckpt.get("args", {}).get("split", 1)))  # older checkpoints: from their args

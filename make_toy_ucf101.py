@@ -415,7 +415,8 @@ NTSC_FPS, NTSC_FRACTION = 30000 / 1001, 0.2  # some UCF-101 videos are 29.97 fps
 UCF_MEDIAN_FRAMES, LENGTH_SIGMA, MIN_FRAMES, MAX_LENGTH_RATIO = 165, 0.5, 8, 10
 # Generated lists follow UCF-101: 25 groups per class, 4-7 clips per group with the official shares.
 UCF_GROUPS, CLIPS_PER_GROUP, CLIP_SHARES = 25, (4, 5, 6, 7), (0.42, 0.17, 0.15, 0.26)
-CAP_GROUP_STRIDE = 18  # 7^-1 mod 25: --max-per-class takes groups 1, 8, 15, 22, 4, 11, ... (every split's test groups early)
+# 7^-1 mod 25: --max-per-class takes groups 1, 8, 15, 22, 4, 11, ... (every split's test groups early)
+CAP_GROUP_STRIDE = 18
 
 
 def like_ucf101_specs(class_list):
@@ -440,7 +441,8 @@ def like_ucf101_specs(class_list):
         else:
             raise ValueError(f"no distinct appearance left for class {name}")
         shape, fg, bg, pattern = chosen[-1]
-        texture = ("solid", "striped", "checkered")[len(chosen) % 3] if shape in ("square", "triangle", "diamond") else "solid"
+        textured = shape in ("square", "triangle", "diamond")
+        texture = ("solid", "striped", "checkered")[len(chosen) % 3] if textured else "solid"
         specs[name] = (name, shape, PALETTE[fg], texture, BACKGROUNDS[bg], pattern, "random", 0)
     return specs
 
@@ -605,7 +607,8 @@ def parse_args(argv=None):
 
 def main(args):
     like = args.like_ucf101
-    width, height = args.width or (LIKE_SIZE if like else TOY_SIZE)[0], args.height or (LIKE_SIZE if like else TOY_SIZE)[1]
+    default_size = LIKE_SIZE if like else TOY_SIZE
+    width, height = args.width or default_size[0], args.height or default_size[1]
     common = dict(seed=args.seed, frames=args.frames, width=width, height=height, workers=args.workers,
                   force=args.force)
     try:

@@ -256,7 +256,8 @@ def measure_data(R, sets, args, save, gpu=False, loaders=True):
         for fmt, ps in fmts.items():
             R["bytes"].append(dict(set=name, format=fmt, videos=len(ps),
                                    mean_frames=np.mean([video_io.count_frames(p) for p in ps]),
-                                   bytes_per_video=np.mean([os.path.getsize(video_io.resolve_video(p)[1]) for p in ps])))
+                                   bytes_per_video=np.mean([os.path.getsize(video_io.resolve_video(p)[1])
+                                                            for p in ps])))
     rng = np.random.default_rng(0)
     for name, fmts in sets.items():
         for kind, frames, size, batch in (LOADS[:3] if args.quick else LOADS) if loaders else ():

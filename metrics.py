@@ -206,8 +206,9 @@ def aggregate(logits, average="log_softmax"):
     log-probabilities.
 
     average="log_softmax": log_softmax of the mean of the rows' log-softmax (the assignment's naive-Bayes
-    sum of log-probabilities divided by n, so long videos are not over-confident when fused; same ranking). average="softmax": log of the mean
-    of the rows' softmax probabilities. n == 0 or any NaN gives a NaN row (failed video).
+    sum of log-probabilities divided by n, so long videos are not over-confident when fused; same ranking).
+    average="softmax": log of the mean of the rows' softmax probabilities. n == 0 or any NaN gives a NaN
+    row (failed video).
     """
     ls = log_softmax(np.atleast_2d(np.asarray(logits, dtype=np.float64)))
     n, c = ls.shape

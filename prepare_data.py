@@ -6,7 +6,8 @@ Reads `<root>/UCF-101/<Class>/*.avi` (or `<root>/UCF-101-hdf5/<Class>/*.hdf5`) a
 `<root>/UCF-101-jpeg/<Class>/<video>.hdf5`: one HDF5 per video, dataset `jpeg` holding one JPEG
 byte string per frame, attributes n_frames, fps, height, width, quality. The raw uint8 copy is
 ~500 GB for UCF-101; this store is 13x smaller, and reading a 16-frame clip from it costs about
-the same per core as from the raw arrays when they come from disk (see benchmark.py). `--to hdf5` writes the course's raw format.
+the same per core as from the raw arrays when they come from disk (see benchmark.py). `--to hdf5` writes
+the course's raw format.
 
 The run is resumable: every file is written under a temporary name and renamed when complete and
 verified, so finished videos are skipped and an interrupted run never leaves a file that looks done.
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 import video_io
 from video_io import STORE_DIRS
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,8 +74,8 @@ def main(args):
 
     t0, failed, n_frames, out_bytes, raw_bytes = time.time(), [], 0, 0, 0
     with Pool(max(1, args.workers)) as pool:
-        for src, n, ob, rb, err in tqdm(pool.imap_unordered(video_io.convert, tasks, chunksize=4),
-                                        total=len(tasks), desc="convert", unit="video"):
+        for _, n, ob, rb, err in tqdm(pool.imap_unordered(video_io.convert, tasks, chunksize=4),
+                                      total=len(tasks), desc="convert", unit="video"):
             if err:
                 failed.append(err)
                 tqdm.write(f"FAILED {err}")

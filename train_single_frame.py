@@ -132,8 +132,8 @@ def main(args):
                                         f"epoch {epoch + 1}/{args.epochs} train", rank)
             te = engine.evaluate(model, ahead(test_loader), device, mean, std, failures, "test", rank)
         except torch.cuda.OutOfMemoryError:
-            raise SystemExit(f"CUDA out of memory at batch size {args.batch_size}: try a smaller --batch-size "
-                             f"or a later --train-from (trains fewer blocks); {engine.kept(ckpt_path, epoch)}") from None
+            raise SystemExit(f"CUDA out of memory at batch size {args.batch_size}: try a smaller --batch-size or "
+                             f"a later --train-from (trains fewer blocks); {engine.kept(ckpt_path, epoch)}") from None
         row = engine.epoch_row(epoch, tr, te, failures, device, time.time() - t0)
         if tr["n"] == 0:  # stop: checkpointing a model that saw no data would only hide the problem
             raise SystemExit(f"none of the {len(train_set)} training videos of split {args.split} could be "

@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 import matplotlib
+
 matplotlib.use("Agg")  # headless: no display on the training machines
 import matplotlib.pyplot as plt
 import numpy as np
@@ -150,8 +151,10 @@ def methods(results):
                     f"{a.get('frames', 16)}-frame windows every {a.get('stride', '?')} frames, "
                     f"{a.get('average', 'log_softmax')} averaged per video")
             norm = "Hara's (0-255 minus the ActivityNet mean)" if a.get("preprocess") == "hara" else "Kinetics mean/std"
-            inputs = f"{a.get('frames', 16)}x{a.get('size', '?')}x{a.get('size', '?')} clips, {norm}"
-        parts = [f"{title} ({str(a.get('arch', 'resnet50')).replace('resnet', 'ResNet-')}): split {a.get('split', '?')}",
+            side = a.get("size", "?")
+            inputs = f"{a.get('frames', 16)}x{side}x{side} clips, {norm}"
+        arch = str(a.get("arch", "resnet50")).replace("resnet", "ResNet-")
+        parts = [f"{title} ({arch}): split {a.get('split', '?')}",
                  trained.strip(), hyper, f"inputs {inputs}", f"test: {test}",
                  f"checkpoint {a['checkpoint']} (epoch {a.get('checkpoint_epoch', '?')})" if "checkpoint" in a else ""]
         lines.append("; ".join(p for p in parts if p) + ".")
