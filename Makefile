@@ -76,7 +76,9 @@ REHEARSAL_FLAGS ?=
 rehearsal: $(VENV)
 	$(PY) rehearse.py --seed $(SEED) $(REHEARSAL_FLAGS)
 
+# ruff (configured in pyproject.toml) first: a lint error fails in seconds, not after the suite
 test: $(VENV)
+	.venv/bin/ruff check .
 	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 $(VENV): requirements.txt

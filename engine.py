@@ -175,18 +175,6 @@ def input_stats(ckpt: dict):
     return hf.KINETICS_MEAN, hf.KINETICS_STD
 
 
-def model_from_checkpoint(ckpt: dict) -> FineTune:
-    """Rebuild the trained network of a checkpoint (eval mode, on CPU)."""
-    if ckpt["kind"] == "3d":
-        import resnet_3d
-        model = resnet_3d.build(ckpt["arch"], num_classes=ckpt["num_classes"], layer4_blocks=ckpt.get("layer4_blocks"))
-    else:
-        import torchvision
-        model = getattr(torchvision.models, ckpt["arch"])(weights=None, num_classes=ckpt["num_classes"])
-    model.load_state_dict(ckpt["model"])
-    return FineTune(model, "fc", ckpt.get("layer4_blocks")).eval()
-
-
 # ----------------------------------------------------------------------------- checkpoints
 
 def save_checkpoint(path: str, state: dict) -> None:

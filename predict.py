@@ -51,7 +51,7 @@ def load_models(args):
             ckpt = engine.load_checkpoint(path, kind=name)
         except (FileNotFoundError, ValueError) as e:
             raise SystemExit(f"--{'single-frame' if name == 'single_frame' else 'three-d'}: {e}") from None
-        models[name] = ckpt, engine.model_from_checkpoint(ckpt)
+        models[name] = ckpt, scoring.model_from_checkpoint(ckpt)
     if len(models) == 2 and models["single_frame"][0]["class_list"] != models["3d"][0]["class_list"]:
         raise SystemExit(f"cannot fuse: {paths['single_frame']} and {paths['3d']} were trained on different classes")
     return models

@@ -51,6 +51,18 @@ def test_lists(data_root: str, split: int, val_groups: int | None, subset: str, 
     return class_list, paths, labels, val_groups
 
 
+def model_from_checkpoint(ckpt: dict) -> engine.FineTune:
+    """Rebuild the trained network of a checkpoint (eval mode, on CPU)."""
+    if ckpt["kind"] == "3d":
+        import resnet_3d
+        model = resnet_3d.build(ckpt["arch"], num_classes=ckpt["num_classes"], layer4_blocks=ckpt.get("layer4_blocks"))
+    else:
+        import torchvision
+        model = getattr(torchvision.models, ckpt["arch"])(weights=None, num_classes=ckpt["num_classes"])
+    model.load_state_dict(ckpt["model"])
+    return engine.FineTune(model, "fc", ckpt.get("layer4_blocks")).eval()
+
+
 def frame_logits(net, video, device, mean, std, batch_size: int):
     """uint8 (T, H, W, 3) -> logits (T, C), `batch_size` frames at a time."""
     return torch.cat([net(hf.normalize(chunk.to(device, non_blocking=True), mean, std))

@@ -51,7 +51,7 @@ def main(args):
     class_list, paths, labels, val_groups = scoring.test_lists(args.data_root, args.split, args.val_groups,
                                                                args.subset, ckpt, args.checkpoint)
     device, _, _ = engine.setup(args.device, args.seed)
-    net = engine.model_from_checkpoint(ckpt).to(device)
+    net = scoring.model_from_checkpoint(ckpt).to(device)
     mean, std = engine.input_stats(ckpt)
     # the settings a saved prediction was made with: a rerun reuses only those made alike
     attrs = {"model": "single_frame", "average": args.average, "checkpoint_epoch": ckpt["epoch"],
