@@ -221,13 +221,10 @@ def test_resume_and_test_refuse_other_validation_groups(val_run, toy_root, tmp_p
     assert not (tmp_path / "x").exists()
 
 
-def test_empty_validation_subset_is_one_clear_error(toy_root, tmp_path):
-    # a checkpoint trained on the whole train list has no validation videos to score
-    out = tmp_path / "sf"
-    train_single_frame.main(train_single_frame.parse_args(
-        ["--data-root", str(toy_root), *TRAIN, "--weights", "none", "--arch", "resnet18", "--out", str(out)]))
+def test_empty_validation_subset_is_one_clear_error(toy_root, trained_ckpts, tmp_path):
+    # a checkpoint trained on the whole train list (the session's) has no validation videos to score
     cmd = [sys.executable, "test_single_frame.py", "--data-root", str(toy_root), "--checkpoint",
-           str(out / "checkpoint.pt"), "--subset", "val", "--out", str(tmp_path / "val"), "--workers", "0"]
+           trained_ckpts["2d"], "--subset", "val", "--out", str(tmp_path / "val"), "--workers", "0"]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == [

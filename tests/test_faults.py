@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import accuracy_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -190,6 +191,8 @@ def test_testing_lists_failed_and_counts_them_wrong(bad_root, trained, kind, tmp
         failed, scores, labels = h["failed"][()], h["scores"][()], h["labels"][()]
     assert len(names) == n and {v for v, f in zip(names, failed) if f} == bad_names
     assert np.isnan(scores[failed]).all() and np.isfinite(scores[~failed]).all()
+    # top-1 recomputed from the saved scores (scikit-learn), the failed videos in the denominator
+    assert m["top1"] == pytest.approx(accuracy_score(labels[~failed], scores[~failed].argmax(1)) * (n - len(BAD)) / n)
     per_class = np.bincount(labels, minlength=4)
     decoded = np.bincount(labels[~failed], minlength=4)
     assert np.allclose(np.load(tmp_path / "confusion_matrix.npy").sum(1), decoded / per_class)
