@@ -104,6 +104,7 @@ def check_outputs(out, root, model, rows_of):
     assert c < 5 and m["top5"] == m["top10"] == 1.0
     cm = np.load(out / "confusion_matrix.npy")
     np.testing.assert_allclose(cm, confusion_matrix(labels, preds, labels=range(c), normalize="true"))
+    np.testing.assert_allclose(cm.sum(1), 1.0)  # every class has test videos, none failed
     # the diagonal is each class's share of its videos predicted right: its mean is the class accuracy
     assert np.diag(cm).mean() == pytest.approx(m["mean_class_accuracy"])
     assert np.diag(cm) @ np.bincount(labels, minlength=c) == pytest.approx(m["top1"] * len(paths))
