@@ -202,6 +202,7 @@ def run(script, root, ckpt, out, *extra):
     return Path(out)
 
 
+@pytest.mark.slow
 def test_training_holds_the_validation_groups_out(val_run, toy_root):
     import torch
     ckpt = torch.load(val_run["ckpt"]["2d"], weights_only=True)
@@ -219,6 +220,7 @@ def test_training_holds_the_validation_groups_out(val_run, toy_root):
         assert all("_g01_" in n for n in h["videos"].asstr()[()]) and h.attrs["subset"] == "test"
 
 
+@pytest.mark.slow
 def test_resume_and_test_refuse_other_validation_groups(val_run, toy_root, tmp_path):
     sf = val_run["tmp"] / "sf"
     with pytest.raises(SystemExit, match="trained on split 1 with --val-groups 1; this run asks for split 1 with "
@@ -231,6 +233,7 @@ def test_resume_and_test_refuse_other_validation_groups(val_run, toy_root, tmp_p
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_empty_validation_subset_is_one_clear_error(toy_root, trained_ckpts, tmp_path):
     # a checkpoint trained on the whole train list (the session's) has no validation videos to score
     cmd = [sys.executable, "test_single_frame.py", "--data-root", str(toy_root), "--checkpoint",
@@ -252,6 +255,7 @@ def combine(val_run, out, *extra, val=True):
     return combine_results.main(combine_results.parse_args(argv + list(extra)))
 
 
+@pytest.mark.slow
 def test_fusion_weight_chosen_on_validation(val_run, tmp_path):
     res = combine(val_run, tmp_path / "c", "--sweep")
     sf_val, td_val = (combine_results.load_predictions(str(val_run[k])) for k in ("sf_val", "3d_val"))
@@ -285,6 +289,7 @@ def test_fusion_weight_chosen_on_validation(val_run, tmp_path):
         assert (r["a_only"], r["b_only"]) == (a_only, b_only) and r["p_value"] == pytest.approx(p)
 
 
+@pytest.mark.slow
 def test_fixed_weight_without_validation_says_so(val_run, tmp_path, capsys):
     res = combine(val_run, tmp_path / "c", "--weight", "0.3", val=False)
     assert res["fusion"] == {"weight": 0.3, "chosen_on": "fixed", "validation_videos": 0}
@@ -300,6 +305,7 @@ def cli_error(script, *argv):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_fusion_refuses_mixed_subsets_and_crops(val_run, toy_root, tmp_path):
     # validation predictions given as test predictions (and the reverse)
     line = cli_error("combine_results.py", "--single-frame", val_run["sf_val"], "--three-d", val_run["3d_test"],
@@ -324,6 +330,7 @@ def test_fusion_refuses_mixed_subsets_and_crops(val_run, toy_root, tmp_path):
     assert "different crops" in line and str(val_run["sf_test"]) in line and str(three) in line
 
 
+@pytest.mark.slow
 def test_three_crops_rerun_is_not_reused(val_run, toy_root, tmp_path, capsys):
     out = tmp_path / "sf"
     shutil.copytree(val_run["sf_test"], out)
@@ -371,6 +378,7 @@ def test_splits_summary_refuses_other_settings(tmp_path):
     assert not (tmp_path / "s.json").exists()
 
 
+@pytest.mark.slow
 def test_report_shows_intervals_tests_weight_splits_and_settings(val_run, tmp_path):
     combine(val_run, tmp_path / "c")
     runs = [fake_results(tmp_path / f"split{s}", s, (0.5 + s / 100, 0.6, 0.7)) for s in (1, 2, 3)]

@@ -111,10 +111,12 @@ def check_outputs(out, root, model, rows_of):
     return scores
 
 
+@pytest.mark.slow
 def test_single_frame_outputs(toy_root, runs):
     check_outputs(runs["sf"], toy_root, "single_frame", hf.count_frames)  # one row per frame
 
 
+@pytest.mark.slow
 def test_3d_windows_outputs(toy_root, runs):
     stride = test_3d.parse_args([]).stride
     rows = lambda p: len(test_3d.window_starts(max(hf.count_frames(p), 16), 16, stride))
@@ -124,6 +126,7 @@ def test_3d_windows_outputs(toy_root, runs):
     assert all(saved_logits(runs["windows"], p)[1]["stride"] == stride for p in short)
 
 
+@pytest.mark.slow
 def test_3d_full_outputs(toy_root, runs):
     check_outputs(runs["full"], toy_root, "3d", lambda p: 1)
     # a short video is looped to 16 frames in both modes, so full mode sees exactly its one window
@@ -140,6 +143,7 @@ def test_window_starts():
     assert test_3d.window_starts(27, 16, 1) == list(range(12))
 
 
+@pytest.mark.slow
 def test_other_stride_is_not_reused(toy_root, ckpts, runs, tmp_path, capsys):
     out = tmp_path / "windows"
     shutil.copytree(runs["windows"], out)
@@ -159,6 +163,7 @@ def test_other_stride_is_not_reused(toy_root, ckpts, runs, tmp_path, capsys):
                 np.testing.assert_allclose(new[new_starts.index(s)], old[j], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_videos(toy_root, ckpts, runs, tmp_path, capsys):
     out = tmp_path / "sf"
     shutil.copytree(runs["sf"], out)  # copy2 keeps the mtimes
@@ -172,6 +177,7 @@ def test_resume_skips_finished_videos(toy_root, ckpts, runs, tmp_path, capsys):
             np.testing.assert_array_equal(a[k][()], b[k][()])
 
 
+@pytest.mark.slow
 def test_failed_video_is_listed_and_counted_wrong(toy_root, ckpts, runs, tmp_path, capsys):
     root = tmp_path / "toy"
     shutil.copytree(toy_root, root)
@@ -199,6 +205,7 @@ def test_failed_video_is_listed_and_counted_wrong(toy_root, ckpts, runs, tmp_pat
     assert cm[c].sum() == pytest.approx(1 - 1 / (labels == c).sum())
 
 
+@pytest.mark.slow
 def test_wrong_checkpoint_kind_fails_clearly(toy_root, ckpts, tmp_path):
     with pytest.raises(SystemExit, match=r"holds a 3d model .*use it with train_3d.py / test_3d.py"):
         run_test(test_single_frame, toy_root, ckpts["3d"], tmp_path / "a")
@@ -209,6 +216,7 @@ def test_wrong_checkpoint_kind_fails_clearly(toy_root, ckpts, tmp_path):
     assert not any((tmp_path / d).exists() for d in "abc")
 
 
+@pytest.mark.slow
 def test_combine_results_on_real_outputs(runs, tmp_path):
     res = combine_results.main(combine_results.parse_args(
         ["--single-frame", str(runs["sf"]), "--three-d", str(runs["windows"]), "--out", str(tmp_path / "c")]))
@@ -248,6 +256,7 @@ def check_top(top, n_classes):
     assert all(0 <= p <= 1 for p in probs) and sum(probs) <= 1 + 1e-6
 
 
+@pytest.mark.slow
 def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, capsys):
     class_list, paths, _ = split_test_list(toy_root)
     video = paths[2]
@@ -279,6 +288,7 @@ def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, caps
         predict.main(predict.parse_args([missing, "--three-d", ckpts["3d"]]))
 
 
+@pytest.mark.slow
 def test_predict_default_checkpoints_and_wrong_kind(toy_root, ckpts, tmp_path, monkeypatch):
     video = split_test_list(toy_root)[1][0]
     monkeypatch.chdir(tmp_path)
@@ -291,6 +301,7 @@ def test_predict_default_checkpoints_and_wrong_kind(toy_root, ckpts, tmp_path, m
         predict.main(predict.parse_args([video, "--single-frame", ckpts["3d"]]))
 
 
+@pytest.mark.slow
 def test_predict_real_clip(ckpts, capsys):
     clip = SHARED / "videos" / "v_Archery_g01_c01.avi"
     if not clip.is_file():
