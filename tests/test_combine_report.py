@@ -98,7 +98,7 @@ def test_results_json_matches_direct_metrics(fake):
     present = np.arange(5)  # YoYo (class 5) has no test video
     for name in MODELS:
         r, scores = results["models"][name], fake["scores"][name]
-        # k < C (6 classes): top-2 and top-5 depend on where each label ranks; k = 10 >= C counts every
+        # k < C (6 classes): top-5 depends on where each label ranks; k = 10 >= C counts every
         # scored video, so top-10 is the share of videos that did not fail
         assert r["top1"] == pytest.approx(top_k_by_hand(scores, fake["labels"], 1)), name
         assert r["top5"] == pytest.approx(top_k_by_hand(scores, fake["labels"], 5)), name
