@@ -2,7 +2,7 @@
 full), a video that fails to decode, resume, wrong checkpoint kinds, combine_results.py and predict.py
 on the files those scripts really write, and the load+fuse path on a UCF-101-sized predictions.h5.
 
-Usage: pytest -q tests/test_full_video.py   (checkpoints: resnet18 / resnet10 trained 1 epoch at 32x32)
+Usage: pytest -q tests/test_full_video.py   (checkpoints: conftest.trained_ckpts, resnet18 / resnet10 trained 1 epoch at 32x32)
 """
 import json
 import os
@@ -28,10 +28,7 @@ import predict  # noqa: E402
 import prepare_data  # noqa: E402
 import test_3d  # noqa: E402
 import test_single_frame  # noqa: E402
-import train_3d  # noqa: E402
-import train_single_frame  # noqa: E402
 
-TRAIN = ["--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--train-from", "all"]
 KEYS = ("top1", "top5", "top10", "mean_class_accuracy")
 
 
