@@ -147,3 +147,27 @@ def toy_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy_root") / "toy"
     make_toy_ucf101.make_toy(root, classes=4, groups=3, clips=2, frames=20, width=80, height=60, workers=1)
     return root
+
+
+# Tiny training flags shared by the tests that only need *a* trained model (32x32, one epoch).
+TINY_TRAIN = ["--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--train-from", "all"]
+
+
+@pytest.fixture(scope="session")
+def trained_ckpts(toy_root, tmp_path_factory):
+    """One tiny trained checkpoint of each kind, made once per session on `toy_root` by the training
+    scripts' main(): {"2d": resnet18 checkpoint.pt, "3d": resnet10 (one layer4 block) checkpoint.pt},
+    1 epoch at 32x32 on the whole train list of split 1 (no validation groups held out).
+
+    For tests that need some trained model, not a particular training behaviour. Read-only: copy a
+    checkpoint before resuming or modifying it."""
+    import train_3d
+    import train_single_frame
+    tmp = tmp_path_factory.mktemp("trained_ckpts")
+    common = ["--data-root", str(toy_root), *TINY_TRAIN]
+    train_single_frame.main(train_single_frame.parse_args(
+        common + ["--weights", "none", "--arch", "resnet18", "--out", str(tmp / "sf")]))
+    train_3d.main(train_3d.parse_args(
+        common + ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--layer4-blocks", "1",
+                  "--out", str(tmp / "3d")]))
+    return {"2d": str(tmp / "sf" / "checkpoint.pt"), "3d": str(tmp / "3d" / "checkpoint.pt")}

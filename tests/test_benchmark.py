@@ -12,6 +12,7 @@ import benchmark  # noqa: E402
 import helperFunctions as hf  # noqa: E402
 import measure  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def numbers(x):
@@ -23,6 +24,7 @@ def numbers(x):
     return [x] if isinstance(x, (int, float)) and not isinstance(x, bool) else []
 
 
+@pytest.mark.slow
 def test_benchmark_tiny(tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = benchmark.parse_args(["--quick", "--device", "cpu", "--workers", "2", "--seconds", "0.01",

@@ -8,6 +8,8 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from scipy import special
+from sklearn.metrics import confusion_matrix, recall_score, top_k_accuracy_score
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -61,7 +63,25 @@ def fake(tmp_path_factory):
     combine_results.main(args)
     return {"tmp": tmp, "videos": videos, "labels": labels, "order": order, "args": args,
             "scores": {"single_frame": out["single_frame"], "3d": out["3d"],
-                       "fused": metrics.fuse(out["single_frame"], out["3d"], 0.4)}}
+                       "fused": fused_by_hand(out["single_frame"], out["3d"], 0.4)}}
+
+
+def fused_by_hand(sf, td, w):
+    """The weighted geometric mean of the two models' probabilities, in log space (scipy); NaN rows stay NaN."""
+    return special.log_softmax(w * special.log_softmax(sf, 1) + (1 - w) * special.log_softmax(td, 1), 1)
+
+
+def top_k_by_hand(scores, labels, k):
+    """Top-k accuracy over all videos, a failed (NaN) video counted wrong: scikit-learn's on the rest."""
+    ok = ~np.isnan(scores).any(1)
+    if k >= scores.shape[1]:  # every label is in the top k of a scored video
+        return ok.mean()
+    return top_k_accuracy_score(labels[ok], scores[ok], k=k, labels=range(scores.shape[1])) * ok.mean()
+
+
+def preds_by_hand(scores):
+    """argmax, -1 for a failed (NaN) video."""
+    return np.where(np.isnan(scores).any(1), -1, np.nan_to_num(scores, nan=0).argmax(1))
 
 
 def test_load_predictions(fake):
@@ -75,29 +95,54 @@ def test_results_json_matches_direct_metrics(fake):
     with open(fake["tmp"] / "combined" / "results.json") as f:
         results = json.load(f)
     assert results["level"] == "video" and results["n_videos"] == 30 and results["class_list"] == CLASSES
+    present = np.arange(5)  # YoYo (class 5) has no test video
     for name in MODELS:
         r, scores = results["models"][name], fake["scores"][name]
-        topk = metrics.topk_accuracy(scores, fake["labels"])
-        assert (r["top1"], r["top5"], r["top10"]) == pytest.approx((topk[1], topk[5], topk[10]))
-        acc, counts = metrics.per_class_accuracy(fake["labels"], metrics.predictions(scores), 6)
-        assert r["mean_class_accuracy"] == pytest.approx(metrics.mean_class_accuracy(acc))
-        assert r["per_class_accuracy"][5] is None and r["per_class_n_videos"] == counts.tolist()
+        # k < C (6 classes): top-5 depends on where each label ranks; k = 10 >= C counts every
+        # scored video, so top-10 is the share of videos that did not fail
+        assert r["top1"] == pytest.approx(top_k_by_hand(scores, fake["labels"], 1)), name
+        assert r["top5"] == pytest.approx(top_k_by_hand(scores, fake["labels"], 5)), name
+        assert r["top10"] == pytest.approx(np.mean(~np.isnan(scores).any(1))), name
+        assert r["top1"] < r["top5"], name  # the fakes' labels are often 2nd: k is honoured
+        preds = preds_by_hand(scores)
+        recall = recall_score(fake["labels"], preds, labels=present, average=None, zero_division=0)
+        assert r["per_class_accuracy"][:5] == pytest.approx(recall.tolist()), name
+        assert r["mean_class_accuracy"] == pytest.approx(recall.mean()), name
+        assert r["per_class_accuracy"][5] is None and r["per_class_n_videos"] == [4, 8, 6, 7, 5, 0]
         assert r["n_videos"] == 30 and len(r["best"]) == len(r["worst"]) == 5  # absent class excluded
+        assert [b["class"] for b in r["best"]] == [CLASSES[i] for i in sorted(present, key=lambda i: (-recall[i], i))]
     assert results["models"]["3d"]["failed"] == [str(fake["videos"][7])]
     assert results["models"]["fused"]["n_failed"] == 1
     assert len(results["sweep"]["rows"]) == 11 and "optimistic" in results["sweep"]["note"]
-    a = [np.nan if x is None else x for x in results["models"]["single_frame"]["per_class_accuracy"]]
-    b = [np.nan if x is None else x for x in results["models"]["3d"]["per_class_accuracy"]]
-    up, down = metrics.class_gains(a, b, CLASSES)
-    assert results["gains"] == {"3d_over_single_frame": up, "single_frame_over_3d": down}
+    for row in results["sweep"]["rows"]:  # every weight's fusion, recomputed from the saved scores
+        fused = fused_by_hand(fake["scores"]["single_frame"], fake["scores"]["3d"], row["weight"])
+        assert row["top1"] == pytest.approx(top_k_by_hand(fused, fake["labels"], 1)), row
+        assert row["top5"] == pytest.approx(top_k_by_hand(fused, fake["labels"], 5)), row
+    # per-class gains of 3D over single-frame, by hand: strict gains only, largest first, ties by index
+    acc = {m: np.array(results["models"][m]["per_class_accuracy"][:5]) for m in ("single_frame", "3d")}
+    gain = acc["3d"] - acc["single_frame"]
+    up = sorted((i for i in present if gain[i] > 0), key=lambda i: (-gain[i], i))
+    down = sorted((i for i in present if gain[i] < 0), key=lambda i: (gain[i], i))
+    for key, idx in (("3d_over_single_frame", up), ("single_frame_over_3d", down)):
+        got = results["gains"][key]
+        assert [g["class"] for g in got] == [CLASSES[i] for i in idx], key
+        assert [g["gain"] for g in got] == pytest.approx([gain[i] for i in idx]), key
+        assert [g["acc_a"] for g in got] == pytest.approx([acc["single_frame"][i] for i in idx]), key
+        assert [g["acc_b"] for g in got] == pytest.approx([acc["3d"][i] for i in idx]), key
+    assert up or down  # the comparison had something to compare
 
 
 def test_confusion_matrices_agree_with_predictions(fake):
     labels = fake["labels"]
     for name in MODELS:
         cm = np.load(fake["tmp"] / "combined" / f"confusion_{name}.npy")
-        counts = metrics.confusion_counts(labels, metrics.predictions(fake["scores"][name]), 6)
-        np.testing.assert_allclose(cm, metrics.row_normalize(counts, np.bincount(labels, minlength=6)))
+        scores = fake["scores"][name]
+        ok = ~np.isnan(scores).any(1)  # a failed video is in its class's row total, in no cell
+        counts = confusion_matrix(labels[ok], scores[ok].argmax(1), labels=range(6))
+        totals = np.bincount(labels, minlength=6)
+        np.testing.assert_allclose(cm, counts / np.maximum(totals, 1)[:, None])
+        assert np.diag(cm)[:5] == pytest.approx(recall_score(labels, preds_by_hand(scores), labels=range(5),
+                                                             average=None, zero_division=0))
     # the failed 3D video belongs to class 1 (8 videos): its row sums to 7/8, the absent class row to 0
     cm = np.load(fake["tmp"] / "combined" / "confusion_3d.npy")
     np.testing.assert_allclose(cm.sum(axis=1), [1, 7 / 8, 1, 1, 1, 0])

@@ -267,23 +267,68 @@ def test_short_video_loops(tmp_path, write_video):
     assert s["video"].shape == (16, 32, 32, 3)
 
 
-def test_float_loaders_equal_uint8_fast_path(real_root):
-    paths = real_root.paths
+def _decode_avi(path):
+    """All frames of an AVI, RGB uint8 (T, H, W, 3), decoded here with OpenCV from the start."""
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while (f := cap.read())[0]:
+        frames.append(cv2.cvtColor(f[1], cv2.COLOR_BGR2RGB))
+    cap.release()
+    return np.stack(frames)
+
+
+def _load_by_hand(frames, rng, size, n, mean, std):
+    """The assignment's loader written out in numpy: a clip of n frames started uniformly (1 frame: a
+    uniform frame), with probability 1/2 a crop of 70-100% of each side at a uniform position, a flip
+    with probability 1/2, a resize to size x size, an integer brightness shift in -15..15 clipped to
+    0-255, then ((x / 255) - mean) / std, channels first. The draws in that order from `rng`.
+    Returns (float64 (3, n, size, size), (brightness, cropped, flipped))."""
+    T, H, W = frames.shape[:3]
+    start = int(rng.integers(T - n + 1))
+    clip = frames[start:start + n]
+    cropped = rng.integers(2) == 0
+    if cropped:
+        w = int(W * (0.3 * rng.random() + 0.7))
+        h = int(H * (0.3 * rng.random() + 0.7))
+        y, x = int(rng.integers(H - h + 1)), int(rng.integers(W - w + 1))
+        clip = clip[:, y:y + h, x:x + w]
+    flipped = rng.integers(2) == 0
+    if flipped:
+        clip = clip[:, :, ::-1]
+    b = int(rng.integers(31)) - 15
+    clip = _resize(np.ascontiguousarray(clip), size).astype(np.float64)
+    x = (np.clip(clip + b, 0, 255) / 255 - np.array(mean)) / np.array(std)
+    return np.moveaxis(x, -1, 0), (b, bool(cropped), bool(flipped))
+
+
+def test_float_loaders_equal_uint8_fast_path(make_root):
+    """loadSequence / loadFrame (float) and the datasets' uint8 path + normalize (the fast path) both
+    equal the loader computed by hand from frames decoded here with OpenCV."""
+    data = make_root(formats=("avi",))  # lossless: the loaders see exactly the AVIs' pixels
+    paths = data.paths
     clips = hf.ClipDataset(paths, range(4), augment=True, size=48, frames=8, seed=5)
     single = hf.FrameDataset(paths, range(4), augment=True, size=48, seed=5)
-    brightness = []
+    draws = []
     for index in range(4):
+        frames = _decode_avi(data.source[paths[index]])
         for epoch in (0, 3):
             rng = lambda: np.random.default_rng([5, epoch, index])  # noqa: E731
+            want, draw = _load_by_hand(frames, rng(), 48, 8, hf.KINETICS_MEAN, hf.KINETICS_STD)
             s = clips[(index, epoch)]
+            assert s["brightness"] == draw[0]
             fast = hf.normalize(s["video"][None], [s["brightness"]], hf.KINETICS_MEAN, hf.KINETICS_STD)[0]
             slow = hf.loadSequence((paths[index], True), size=48, frames=8, rng=rng())
+            np.testing.assert_allclose(slow, want, atol=1e-5)
             assert np.array_equal(fast.numpy(), slow)
+            want, draw = _load_by_hand(frames, rng(), 48, 1, hf.IMAGENET_MEAN, hf.IMAGENET_STD)
             s = single[(index, epoch)]
             fast = hf.normalize(s["video"][None], [s["brightness"]], hf.IMAGENET_MEAN, hf.IMAGENET_STD)[0]
-            assert np.array_equal(fast.numpy(), hf.loadFrame((paths[index], True), size=48, rng=rng()))
-            brightness.append(s["brightness"])
-    assert any(b != 0 for b in brightness)  # the comparison did include brightness
+            slow = hf.loadFrame((paths[index], True), size=48, rng=rng())
+            np.testing.assert_allclose(slow, want[:, 0], atol=1e-5)
+            assert np.array_equal(fast.numpy(), slow)
+            assert s["brightness"] == draw[0]
+            draws.append(draw)
+    b, cropped, flipped = zip(*draws)
+    assert any(b) and set(cropped) == set(flipped) == {True, False}  # every part of the draw was compared
 
 
 # ----------------------------------------------------------------------------- augmentation

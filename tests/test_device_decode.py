@@ -85,6 +85,7 @@ def test_choose_decode(make_root):
         engine.choose_decode("device", CPU, avi_only.paths, 1)
 
 
+@pytest.mark.slow
 def test_training_with_device_decode_matches_workers(toy_root, tmp_path):
     """Through train_3d.py both paths feed the model the same clips, crops and flips, so with --lr 0 the
     epoch's mean loss agrees to the pixel noise (trained weights would diverge: Adam's first steps

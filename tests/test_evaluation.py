@@ -54,7 +54,17 @@ def test_bootstrap_ci_is_the_documented_resampling():
         accs.append(accuracy_score(labels[idx], preds[idx]))
     expected = np.quantile(accs, [0.025, 0.975])
     assert metrics.bootstrap_ci(correct, n_resamples=n_resamples) == pytest.approx(tuple(expected), abs=1e-12)
-    assert metrics.bootstrap_ci(correct) == metrics.bootstrap_ci(correct)  # fixed seed: reproducible
+    # the defaults (10,000 resamples, the fixed seed): the same interval as the draws made here, every time
+    assert metrics.bootstrap_ci(correct) == pytest.approx(bootstrap_by_hand(correct), abs=1e-12)
+
+
+def bootstrap_by_hand(correct, n_resamples=10000, seed=0):
+    """The documented 95% percentile interval: per resample, in order, rng.integers(0, N, N) indices
+    of default_rng(seed); the mean of each; np.quantile at 2.5% and 97.5%."""
+    correct = np.asarray(correct, dtype=float)
+    draw = np.random.default_rng(seed)
+    means = [correct[draw.integers(0, len(correct), len(correct))].mean() for _ in range(n_resamples)]
+    return tuple(np.quantile(means, [0.025, 0.975]))
 
 
 def test_bootstrap_ci_agrees_with_scipy():
@@ -192,6 +202,7 @@ def run(script, root, ckpt, out, *extra):
     return Path(out)
 
 
+@pytest.mark.slow
 def test_training_holds_the_validation_groups_out(val_run, toy_root):
     import torch
     ckpt = torch.load(val_run["ckpt"]["2d"], weights_only=True)
@@ -209,6 +220,7 @@ def test_training_holds_the_validation_groups_out(val_run, toy_root):
         assert all("_g01_" in n for n in h["videos"].asstr()[()]) and h.attrs["subset"] == "test"
 
 
+@pytest.mark.slow
 def test_resume_and_test_refuse_other_validation_groups(val_run, toy_root, tmp_path):
     sf = val_run["tmp"] / "sf"
     with pytest.raises(SystemExit, match="trained on split 1 with --val-groups 1; this run asks for split 1 with "
@@ -221,13 +233,11 @@ def test_resume_and_test_refuse_other_validation_groups(val_run, toy_root, tmp_p
     assert not (tmp_path / "x").exists()
 
 
-def test_empty_validation_subset_is_one_clear_error(toy_root, tmp_path):
-    # a checkpoint trained on the whole train list has no validation videos to score
-    out = tmp_path / "sf"
-    train_single_frame.main(train_single_frame.parse_args(
-        ["--data-root", str(toy_root), *TRAIN, "--weights", "none", "--arch", "resnet18", "--out", str(out)]))
+@pytest.mark.slow
+def test_empty_validation_subset_is_one_clear_error(toy_root, trained_ckpts, tmp_path):
+    # a checkpoint trained on the whole train list (the session's) has no validation videos to score
     cmd = [sys.executable, "test_single_frame.py", "--data-root", str(toy_root), "--checkpoint",
-           str(out / "checkpoint.pt"), "--subset", "val", "--out", str(tmp_path / "val"), "--workers", "0"]
+           trained_ckpts["2d"], "--subset", "val", "--out", str(tmp_path / "val"), "--workers", "0"]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == [
@@ -245,6 +255,7 @@ def combine(val_run, out, *extra, val=True):
     return combine_results.main(combine_results.parse_args(argv + list(extra)))
 
 
+@pytest.mark.slow
 def test_fusion_weight_chosen_on_validation(val_run, tmp_path):
     res = combine(val_run, tmp_path / "c", "--sweep")
     sf_val, td_val = (combine_results.load_predictions(str(val_run[k])) for k in ("sf_val", "3d_val"))
@@ -269,7 +280,7 @@ def test_fusion_weight_chosen_on_validation(val_run, tmp_path):
                "fused": fused.argmax(1) == sf.labels}
     for name, c in correct.items():
         low, high = saved["models"][name]["top1_ci95"]
-        assert low <= c.mean() <= high and [low, high] == pytest.approx(list(metrics.bootstrap_ci(c)))
+        assert low <= c.mean() <= high and (low, high) == pytest.approx(bootstrap_by_hand(c))
     for a, b in (("3d", "single_frame"), ("fused", "3d"), ("fused", "single_frame")):
         r = saved["paired"][f"{a}_vs_{b}"]
         a_only, b_only = int((correct[a] & ~correct[b]).sum()), int((correct[b] & ~correct[a]).sum())
@@ -278,6 +289,7 @@ def test_fusion_weight_chosen_on_validation(val_run, tmp_path):
         assert (r["a_only"], r["b_only"]) == (a_only, b_only) and r["p_value"] == pytest.approx(p)
 
 
+@pytest.mark.slow
 def test_fixed_weight_without_validation_says_so(val_run, tmp_path, capsys):
     res = combine(val_run, tmp_path / "c", "--weight", "0.3", val=False)
     assert res["fusion"] == {"weight": 0.3, "chosen_on": "fixed", "validation_videos": 0}
@@ -293,6 +305,7 @@ def cli_error(script, *argv):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_fusion_refuses_mixed_subsets_and_crops(val_run, toy_root, tmp_path):
     # validation predictions given as test predictions (and the reverse)
     line = cli_error("combine_results.py", "--single-frame", val_run["sf_val"], "--three-d", val_run["3d_test"],
@@ -317,6 +330,7 @@ def test_fusion_refuses_mixed_subsets_and_crops(val_run, toy_root, tmp_path):
     assert "different crops" in line and str(val_run["sf_test"]) in line and str(three) in line
 
 
+@pytest.mark.slow
 def test_three_crops_rerun_is_not_reused(val_run, toy_root, tmp_path, capsys):
     out = tmp_path / "sf"
     shutil.copytree(val_run["sf_test"], out)
@@ -364,6 +378,7 @@ def test_splits_summary_refuses_other_settings(tmp_path):
     assert not (tmp_path / "s.json").exists()
 
 
+@pytest.mark.slow
 def test_report_shows_intervals_tests_weight_splits_and_settings(val_run, tmp_path):
     combine(val_run, tmp_path / "c")
     runs = [fake_results(tmp_path / f"split{s}", s, (0.5 + s / 100, 0.6, 0.7)) for s in (1, 2, 3)]

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import accuracy_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -149,6 +150,7 @@ def trained(bad_root, tmp_path_factory):
 
 # ----------------------------------------------------------------------------- corrupt data
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["2d", "3d"])
 def test_training_skips_counts_and_goes_on(bad_root, trained, kind):
     out, text = trained[kind]
@@ -170,6 +172,7 @@ def test_training_skips_counts_and_goes_on(bad_root, trained, kind):
     assert engine.load_checkpoint(out / "checkpoint.pt", kind)["epoch"] == 1  # it went on and saved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["2d", "3d"])
 def test_testing_lists_failed_and_counts_them_wrong(bad_root, trained, kind, tmp_path):
     ckpt = trained[kind][0] / "checkpoint.pt"
@@ -190,6 +193,8 @@ def test_testing_lists_failed_and_counts_them_wrong(bad_root, trained, kind, tmp
         failed, scores, labels = h["failed"][()], h["scores"][()], h["labels"][()]
     assert len(names) == n and {v for v, f in zip(names, failed) if f} == bad_names
     assert np.isnan(scores[failed]).all() and np.isfinite(scores[~failed]).all()
+    # top-1 recomputed from the saved scores (scikit-learn), the failed videos in the denominator
+    assert m["top1"] == pytest.approx(accuracy_score(labels[~failed], scores[~failed].argmax(1)) * (n - len(BAD)) / n)
     per_class = np.bincount(labels, minlength=4)
     decoded = np.bincount(labels[~failed], minlength=4)
     assert np.allclose(np.load(tmp_path / "confusion_matrix.npy").sum(1), decoded / per_class)
@@ -218,6 +223,7 @@ def test_prepare_reports_each_and_goes_on(bad_root, tmp_path):
     assert hf.resolve_video(odd)[0] == "jpeg" and hf.read_frames(odd).shape == (20, 61, 97, 3)
 
 
+@pytest.mark.slow
 def test_every_video_unreadable_stops_with_reason(toy_root, trained, tmp_path):
     """Nothing to learn from or to score: a non-zero exit status and a message saying why."""
     root = tmp_path / "root"
@@ -256,6 +262,7 @@ def _split_fault(root, fault):
     return root, "none of the video folders"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["unreadable_split", "unknown_class", "missing_root", "no_video_folders"])
 def test_bad_split_or_data_root_stops_before_work(toy_root, trained, tmp_path, fault):
     root = tmp_path / "root"
@@ -286,6 +293,7 @@ def _other_checkpoint(trained, tmp_path, num_classes=None, arch=None):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["other_arch", "other_classes", "3d_in_2d_run"])
 def test_resume_refuses_another_model(toy_root, trained, tmp_path, case):
     out = tmp_path / "run"
@@ -303,6 +311,7 @@ def test_resume_refuses_another_model(toy_root, trained, tmp_path, case):
     assert (out / "checkpoint.pt").read_bytes() == before  # nothing overwritten
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["3d_to_2d_script", "2d_to_3d_script", "other_classes", "kinetics_file", "missing"])
 def test_test_scripts_refuse_wrong_checkpoint(toy_root, trained, tmp_path, case):
     kinetics = tmp_path / "resnet-50-kinetics.pth"  # Hara's format (weights cut short: not read that far)
@@ -323,6 +332,7 @@ def _oom(*args, **kwargs):
     raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["2d_after_an_epoch", "3d_first_epoch"])
 def test_cuda_out_of_memory_in_training(toy_root, trained, tmp_path, monkeypatch, case):
     out = tmp_path / "run"
@@ -342,6 +352,7 @@ def test_cuda_out_of_memory_in_training(toy_root, trained, tmp_path, monkeypatch
               "out of memory", "smaller --batch-size", "--train-from", "--layer4-blocks", "no checkpoint yet")
 
 
+@pytest.mark.slow
 def test_cuda_out_of_memory_in_testing(toy_root, trained, tmp_path, monkeypatch):
     monkeypatch.setattr(engine.FineTune, "forward", _oom)
     fails(test_single_frame, ["--data-root", toy_root, "--checkpoint", trained["2d"][0] / "checkpoint.pt",
@@ -386,6 +397,7 @@ def one_line_exit(script, argv):
     return r.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_data_root_too_deep(toy_root, tmp_path):
     line = one_line_exit("train_single_frame.py", ["--data-root", toy_root / "UCF-101", *SF, "--workers", 0,
                                                    "--out", tmp_path / "sf"])
@@ -401,6 +413,7 @@ def test_prepare_data_on_a_folder_without_videos(tmp_path):
     assert "no source videos under" in line and str(tmp_path) in line, line
 
 
+@pytest.mark.slow
 def test_missing_split_lists(toy_root, trained, tmp_path):
     root = tmp_path / "root"
     shutil.copytree(toy_root, root, symlinks=True)
@@ -429,6 +442,7 @@ def test_raw_copy_is_made_from_the_avis_not_the_compact_store(make_root):
             np.testing.assert_array_equal(h["video"][()], np.stack(expected), err_msg=path)
 
 
+@pytest.mark.slow
 def test_predict_any_video_file_and_missing_ones(toy_root, trained, tmp_path):
     import predict
     avi = next((toy_root / "UCF-101" / "RedCircle").glob("*.avi"))

@@ -2,7 +2,7 @@
 full), a video that fails to decode, resume, wrong checkpoint kinds, combine_results.py and predict.py
 on the files those scripts really write, and the load+fuse path on a UCF-101-sized predictions.h5.
 
-Usage: pytest -q tests/test_full_video.py   (checkpoints: resnet18 / resnet10 trained 1 epoch at 32x32)
+Usage: pytest -q tests/test_full_video.py   (checkpoints: conftest.trained_ckpts, resnet18 / resnet10 trained 1 epoch at 32x32)
 """
 import json
 import os
@@ -14,6 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from scipy import special
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -26,23 +28,15 @@ import predict  # noqa: E402
 import prepare_data  # noqa: E402
 import test_3d  # noqa: E402
 import test_single_frame  # noqa: E402
-import train_3d  # noqa: E402
-import train_single_frame  # noqa: E402
 
-TRAIN = ["--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--train-from", "all"]
 KEYS = ("top1", "top5", "top10", "mean_class_accuracy")
 
 
 @pytest.fixture(scope="module")
-def ckpts(toy_root, tmp_path_factory):
-    """1-epoch checkpoints: {"2d": resnet18, "3d": resnet10 with one layer4 block}."""
-    tmp = tmp_path_factory.mktemp("ckpts")
-    common = ["--data-root", str(toy_root), *TRAIN]
-    train_single_frame.main(train_single_frame.parse_args(
-        common + ["--weights", "none", "--arch", "resnet18", "--out", str(tmp / "sf")]))
-    train_3d.main(train_3d.parse_args(
-        common + ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--layer4-blocks", "1", "--out", str(tmp / "3d")]))
-    return {"2d": str(tmp / "sf" / "checkpoint.pt"), "3d": str(tmp / "3d" / "checkpoint.pt")}
+def ckpts(trained_ckpts):
+    """The session's 1-epoch checkpoints (conftest.trained_ckpts): {"2d": resnet18, "3d": resnet10 with
+    one layer4 block}."""
+    return trained_ckpts
 
 
 def run_test(script, root, ckpt, out, *extra):
@@ -71,6 +65,16 @@ def saved_logits(out, path):
         return h["predictions"][()], dict(h.attrs)
 
 
+def video_scores(logits, average):
+    """The video's log-probabilities from its per-frame / per-window logits, by hand (scipy): the mean
+    of the rows' log-softmax, renormalised ("log_softmax"), or the log of their mean softmax."""
+    ls = special.log_softmax(logits.astype(np.float64), axis=1)
+    if average == "log_softmax":
+        return special.log_softmax(ls.mean(0))
+    assert average == "softmax", average
+    return np.log(np.exp(ls).mean(0))
+
+
 def check_outputs(out, root, model, rows_of):
     """Per-video files, predictions.h5, metrics.json and confusion_matrix.npy of a clean test run
     follow design.md and agree with each other; rows_of(path) is the expected number of logit rows."""
@@ -86,24 +90,30 @@ def check_outputs(out, root, model, rows_of):
         logits, file_attrs = saved_logits(out, p)
         assert logits.shape == (rows_of(p), len(class_list)), p
         assert file_attrs["average"] == attrs["average"]
-        np.testing.assert_allclose(scores[i], metrics.aggregate(logits, attrs["average"]), rtol=1e-5, atol=1e-5)
-    summary = metrics.summarize(scores, labels, class_list)
+        np.testing.assert_allclose(scores[i], video_scores(logits, attrs["average"]), rtol=1e-5, atol=1e-5)
+    # the metrics recomputed independently (scikit-learn) from the saved per-video scores
+    preds, c = scores.argmax(1), len(class_list)
     m = json.loads((out / "metrics.json").read_text())
     assert m["level"] == "video" and m["n_videos"] == len(paths) and m["n_failed"] == 0 and m["failed"] == []
-    for k in KEYS:
-        assert 0 <= m[k] <= 1 and m[k] == pytest.approx(summary[k]), k
-    assert m["top5"] == m["top10"] == 1.0  # 4 classes: k > C counts every video
+    assert m["top1"] == pytest.approx(accuracy_score(labels, preds))
+    assert m["mean_class_accuracy"] == pytest.approx(balanced_accuracy_score(labels, preds))
+    # 4 classes and no failed video: k >= C ranks every label in the top k, so top-5 and top-10 are 1
+    assert c < 5 and m["top5"] == m["top10"] == 1.0
     cm = np.load(out / "confusion_matrix.npy")
-    np.testing.assert_allclose(cm, summary["confusion"])
+    np.testing.assert_allclose(cm, confusion_matrix(labels, preds, labels=range(c), normalize="true"))
     np.testing.assert_allclose(cm.sum(1), 1.0)  # every class has test videos, none failed
-    assert np.trace(cm) > 0 or m["top1"] == 0
+    # the diagonal is each class's share of its videos predicted right: its mean is the class accuracy
+    assert np.diag(cm).mean() == pytest.approx(m["mean_class_accuracy"])
+    assert np.diag(cm) @ np.bincount(labels, minlength=c) == pytest.approx(m["top1"] * len(paths))
     return scores
 
 
+@pytest.mark.slow
 def test_single_frame_outputs(toy_root, runs):
     check_outputs(runs["sf"], toy_root, "single_frame", hf.count_frames)  # one row per frame
 
 
+@pytest.mark.slow
 def test_3d_windows_outputs(toy_root, runs):
     stride = test_3d.parse_args([]).stride
     rows = lambda p: len(test_3d.window_starts(max(hf.count_frames(p), 16), 16, stride))
@@ -113,6 +123,7 @@ def test_3d_windows_outputs(toy_root, runs):
     assert all(saved_logits(runs["windows"], p)[1]["stride"] == stride for p in short)
 
 
+@pytest.mark.slow
 def test_3d_full_outputs(toy_root, runs):
     check_outputs(runs["full"], toy_root, "3d", lambda p: 1)
     # a short video is looped to 16 frames in both modes, so full mode sees exactly its one window
@@ -129,6 +140,7 @@ def test_window_starts():
     assert test_3d.window_starts(27, 16, 1) == list(range(12))
 
 
+@pytest.mark.slow
 def test_other_stride_is_not_reused(toy_root, ckpts, runs, tmp_path, capsys):
     out = tmp_path / "windows"
     shutil.copytree(runs["windows"], out)
@@ -148,6 +160,7 @@ def test_other_stride_is_not_reused(toy_root, ckpts, runs, tmp_path, capsys):
                 np.testing.assert_allclose(new[new_starts.index(s)], old[j], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_videos(toy_root, ckpts, runs, tmp_path, capsys):
     out = tmp_path / "sf"
     shutil.copytree(runs["sf"], out)  # copy2 keeps the mtimes
@@ -161,6 +174,7 @@ def test_resume_skips_finished_videos(toy_root, ckpts, runs, tmp_path, capsys):
             np.testing.assert_array_equal(a[k][()], b[k][()])
 
 
+@pytest.mark.slow
 def test_failed_video_is_listed_and_counted_wrong(toy_root, ckpts, runs, tmp_path, capsys):
     root = tmp_path / "toy"
     shutil.copytree(toy_root, root)
@@ -188,6 +202,7 @@ def test_failed_video_is_listed_and_counted_wrong(toy_root, ckpts, runs, tmp_pat
     assert cm[c].sum() == pytest.approx(1 - 1 / (labels == c).sum())
 
 
+@pytest.mark.slow
 def test_wrong_checkpoint_kind_fails_clearly(toy_root, ckpts, tmp_path):
     with pytest.raises(SystemExit, match=r"holds a 3d model .*use it with train_3d.py / test_3d.py"):
         run_test(test_single_frame, toy_root, ckpts["3d"], tmp_path / "a")
@@ -198,6 +213,7 @@ def test_wrong_checkpoint_kind_fails_clearly(toy_root, ckpts, tmp_path):
     assert not any((tmp_path / d).exists() for d in "abc")
 
 
+@pytest.mark.slow
 def test_combine_results_on_real_outputs(runs, tmp_path):
     res = combine_results.main(combine_results.parse_args(
         ["--single-frame", str(runs["sf"]), "--three-d", str(runs["windows"]), "--out", str(tmp_path / "c")]))
@@ -206,10 +222,29 @@ def test_combine_results_on_real_outputs(runs, tmp_path):
         assert all(res["models"][name][k] == pytest.approx(m[k]) for k in KEYS), name
         np.testing.assert_allclose(np.load(tmp_path / "c" / f"confusion_{name}.npy"),
                                    np.load(runs[run] / "confusion_matrix.npy"))
-    sf, td = (combine_results.load_predictions(str(runs[k])) for k in ("sf", "windows"))
-    fused = metrics.summarize(metrics.fuse(sf.scores, td.scores, 0.5), sf.labels, list(sf.class_list))
-    assert all(res["models"]["fused"][k] == pytest.approx(fused[k]) for k in KEYS)
-    assert json.loads((tmp_path / "c" / "results.json").read_text())["n_videos"] == len(sf.videos)
+    # independently: the two predictions.h5 read with h5py, lined up by video name, fused by hand
+    sf, td = read_predictions(runs["sf"]), read_predictions(runs["windows"])
+    j = [list(td["videos"]).index(v) for v in sf["videos"]]
+    labels = sf["labels"]
+    assert td["labels"][j].tolist() == labels.tolist()
+    fused = 0.5 * special.log_softmax(sf["scores"], 1) + 0.5 * special.log_softmax(td["scores"][j], 1)
+    expected = {"single_frame": sf["scores"], "3d": td["scores"][j], "fused": fused}
+    for name, scores in expected.items():
+        r, preds = res["models"][name], scores.argmax(1)
+        assert r["top1"] == pytest.approx(accuracy_score(labels, preds)), name
+        assert r["mean_class_accuracy"] == pytest.approx(balanced_accuracy_score(labels, preds)), name
+        assert r["top5"] == r["top10"] == 1.0  # 4 classes, none failed: k >= C
+        assert [r["per_class_accuracy"][c] for c in range(4)] == pytest.approx(
+            [np.mean(preds[labels == c] == c) for c in range(4)]), name
+        np.testing.assert_allclose(np.load(tmp_path / "c" / f"confusion_{name}.npy"),
+                                   confusion_matrix(labels, preds, labels=range(4), normalize="true"))
+    assert json.loads((tmp_path / "c" / "results.json").read_text())["n_videos"] == len(sf["videos"])
+
+
+def read_predictions(out):
+    """predictions.h5 of a test run read with h5py: {"videos", "labels", "scores"}."""
+    with h5py.File(Path(out) / "predictions.h5", "r") as h:
+        return {"videos": h["videos"].asstr()[()], "labels": h["labels"][()], "scores": h["scores"][()]}
 
 
 def check_top(top, n_classes):
@@ -218,6 +253,7 @@ def check_top(top, n_classes):
     assert all(0 <= p <= 1 for p in probs) and sum(probs) <= 1 + 1e-6
 
 
+@pytest.mark.slow
 def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, capsys):
     class_list, paths, _ = split_test_list(toy_root)
     video = paths[2]
@@ -236,7 +272,7 @@ def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, caps
     i = list(sf.videos).index(hf.video_name(video))
     j = list(td.videos).index(hf.video_name(video))
     expected = {"single_frame": sf.scores[i], "3d": td.scores[j],
-                "fused": metrics.fuse(sf.scores[i:i + 1], td.scores[j:j + 1], 0.5)[0]}
+                "fused": special.log_softmax(0.5 * sf.scores[i] + 0.5 * td.scores[j])}  # both log-softmax
     for path in (video, str(raw), str(jpeg)):
         assert set(res[path]) == set(expected)
         for name, top in res[path].items():
@@ -249,6 +285,7 @@ def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, caps
         predict.main(predict.parse_args([missing, "--three-d", ckpts["3d"]]))
 
 
+@pytest.mark.slow
 def test_predict_default_checkpoints_and_wrong_kind(toy_root, ckpts, tmp_path, monkeypatch):
     video = split_test_list(toy_root)[1][0]
     monkeypatch.chdir(tmp_path)
@@ -261,6 +298,7 @@ def test_predict_default_checkpoints_and_wrong_kind(toy_root, ckpts, tmp_path, m
         predict.main(predict.parse_args([video, "--single-frame", ckpts["3d"]]))
 
 
+@pytest.mark.slow
 def test_predict_real_clip(ckpts, capsys):
     clip = SHARED / "videos" / "v_Archery_g01_c01.avi"
     if not clip.is_file():
@@ -294,6 +332,6 @@ def test_load_and_fuse_ucf101_sized_predictions(tmp_path):
     assert list(a.videos) == list(b.videos) == [hf.video_name(p) for p in paths]
     np.testing.assert_array_equal(b.scores[~b.failed], scores["b"][~b.failed])
     assert b.failed.tolist() == [i == 5 for i in range(n)] and np.isnan(fused[5]).all()
-    expected = metrics.log_softmax(0.5 * scores["a"].astype(np.float64) + 0.5 * scores["b"])
+    expected = special.log_softmax(0.5 * scores["a"].astype(np.float64) + 0.5 * scores["b"], axis=1)
     keep = np.arange(n) != 5
     np.testing.assert_allclose(fused[keep], expected[keep], atol=1e-5)

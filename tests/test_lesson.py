@@ -24,6 +24,8 @@ import test_single_frame  # noqa: E402
 import train_3d  # noqa: E402
 import train_single_frame  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the reduced run trains both models for 10-12 epochs: minutes
+
 SEED = int(os.environ.get("LESSON_SEED", 0))
 # One motion pair (BallRollLeft / BallRollRight) and two appearance classes; 160x120 frames look like the
 # 320x240 default once resized to the 32x32 inputs, and decode 4x faster.

@@ -106,6 +106,7 @@ def rehearsal(split_dir, tmp_path_factory):
             "meta": json.loads((data / "toy_classes.json").read_text())}
 
 
+@pytest.mark.slow
 def test_rehearsal_outputs_at_101_classes(rehearsal, split_dir):
     data, run = rehearsal["data"], rehearsal["run"]
     classes = [ln.split()[1] for ln in (split_dir / "classInd.txt").read_text().splitlines() if ln.strip()]
@@ -142,6 +143,7 @@ def test_rehearsal_outputs_at_101_classes(rehearsal, split_dir):
     assert all(p["seconds"] > 0 for p in phases) and "per video" in rehearsal["stdout"]
 
 
+@pytest.mark.slow
 def test_rehearsal_report_pages(rehearsal):
     pdf = rehearsal["pdf"].read_bytes()
     md = rehearsal["pdf"].with_suffix(".md").read_text()
@@ -155,6 +157,7 @@ def test_rehearsal_report_pages(rehearsal):
     assert "16-frame windows every 8 frames" in methods and "checkpoint" in methods
 
 
+@pytest.mark.slow
 def test_quirky_videos_are_all_trained_on(rehearsal):
     """Videos whose headers give no or a bogus frame count, raw streams, grayscale and odd sizes:
     every one of the split's training videos was read (no video skipped in either model)."""
@@ -183,6 +186,7 @@ def decode_all(path):
     return np.stack(frames)
 
 
+@pytest.mark.slow
 def test_seeking_is_exact_on_generated_videos(rehearsal):
     """A clip read by seeking (our AVI path) equals the same frames decoded one by one from the start,
     on a sample of the generated videos that includes every quirk and late starts past keyframes."""
@@ -212,6 +216,7 @@ def avi_keyframes(path):
     return [bool(int.from_bytes(e[4:8], "little") & 0x10) for e in entries if e[:4] == b"00dc"]
 
 
+@pytest.mark.slow
 def test_videos_are_mpeg4_with_inter_frames(rehearsal):
     """MPEG-4 Part 2 in AVI, as UCF-101's XviD files, with keyframes more than a frame apart, so that
     seeking really decodes forward from a keyframe."""

@@ -238,6 +238,7 @@ def test_resume_reproduces_uninterrupted_run(toy_root, tmp_path, straight):
         assert float(row["train_loss"]) == ref["train_loss"] and float(row["test_clip_acc"]) == ref["test_clip_acc"]
 
 
+@pytest.mark.slow
 def test_sigint_and_sigkill_lose_nothing(toy_root, tmp_path, straight):
     """A run stopped by Ctrl-C (SIGINT to its process group, a data-loading worker included) says how
     to resume and keeps its checkpoint; resumed, then SIGKILLed mid-run, it still leaves a loadable
@@ -312,6 +313,7 @@ def test_corrupt_checkpoint_is_named_on_resume(toy_root, tmp_path, straight, dam
 
 # ----------------------------------------------------------------------------- torchrun
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(toy_root, tmp_path):
     """torchrun --nproc_per_node 2 (gloo) of the 3D script with layers frozen and layer4[1] skipped:
     one checkpoint, written once, each epoch line printed once, and the same training as one
