@@ -1,6 +1,6 @@
 """Shared pytest fixtures: the real UCF-101 material in ../shared/data and data roots built from it.
 
-Usage: imported by pytest; e.g. `def test_x(real_root): hf.read_frames(real_root.paths[0])`.
+Usage: imported by pytest; e.g. `def test_x(real_root): video_io.read_frames(real_root.paths[0])`.
 
 The real split files and four real clips live beside the project root (never copied into the
 repository). `real_root` builds, once per session, a data root holding the clips in all three
@@ -18,8 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import helperFunctions as hf  # noqa: E402
 import prepare_data  # noqa: E402
+import video_io  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # Frame counts of the real clips, from ../shared/data/README.md.
@@ -31,7 +31,7 @@ _CLASS_QUIRKS = {"HandStandPushups": "HandstandPushups"}
 
 def class_of(video):
     """'v_<Class>_gNN_cMM' (with or without a folder or extension) -> the class folder name."""
-    m = re.fullmatch(r"v_(.+)_g\d+_c\d+", hf.video_name(video))
+    m = re.fullmatch(r"v_(.+)_g\d+_c\d+", video_io.video_name(video))
     if m is None:
         raise ValueError(f"{video}: not a UCF-101 video name v_<Class>_gNN_cMM")
     return _CLASS_QUIRKS.get(m.group(1), m.group(1))
@@ -39,7 +39,7 @@ def class_of(video):
 
 def canonical_path(root, video):
     """The canonical `<root>/UCF-101/<Class>/<video>.avi` of a video name."""
-    name = hf.video_name(video)
+    name = video_io.video_name(video)
     return os.path.join(str(root), "UCF-101", class_of(name), name + ".avi")
 
 
@@ -53,7 +53,7 @@ class DataRoot:
 
     def copy(self, path, fmt):
         """Real file of the `fmt` copy ("jpeg", "hdf5" or "avi") of a canonical path."""
-        return hf.store_path(path, fmt)
+        return video_io.store_path(path, fmt)
 
 
 @pytest.fixture(scope="session")
@@ -101,17 +101,17 @@ def make_root(real_root, tmp_path):
     (default all), as symlinks (copy=True: real copies), plus ucfTrainTestlist/. Safe to modify."""
     counter = iter(range(10**6))
 
-    def make(formats=hf.FORMATS, names=None, copy=False):
+    def make(formats=video_io.FORMATS, names=None, copy=False):
         root = tmp_path / f"root{next(counter)}"
         root.mkdir(parents=True)
         (root / "ucfTrainTestlist").symlink_to(real_root.root / "ucfTrainTestlist", target_is_directory=True)
         data = DataRoot(root, [])
         for path in real_root.paths:
-            if names is not None and hf.video_name(path) not in names:
+            if names is not None and video_io.video_name(path) not in names:
                 continue
             new = canonical_path(root, path)
             for fmt in formats:
-                src, dst = real_root.copy(path, fmt), hf.store_path(new, fmt)
+                src, dst = real_root.copy(path, fmt), video_io.store_path(new, fmt)
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
                 if copy:
                     shutil.copyfile(src, dst)
@@ -131,7 +131,7 @@ def write_video():
 
     def write(root, name, frames, fmt="hdf5", fps=25.0):
         path = canonical_path(root, name)
-        prepare_data.write_video(hf.store_path(path, fmt), np.ascontiguousarray(frames, dtype=np.uint8),
+        prepare_data.write_video(video_io.store_path(path, fmt), np.ascontiguousarray(frames, dtype=np.uint8),
                                  fps, to=fmt)
         return path
 
@@ -156,7 +156,7 @@ TINY_TRAIN = ["--size", "32", "--epochs", "1", "--batch-size", "8", "--workers",
 @pytest.fixture(scope="session")
 def trained_ckpts(toy_root, tmp_path_factory):
     """One tiny trained checkpoint of each kind, made once per session on `toy_root` by the training
-    scripts' main(): {"2d": resnet18 checkpoint.pt, "3d": resnet10 (one layer4 block) checkpoint.pt},
+    scripts' main(): {"single_frame": resnet18 checkpoint.pt, "3d": resnet10 (one layer4 block) checkpoint.pt},
     1 epoch at 32x32 on the whole train list of split 1 (no validation groups held out).
 
     For tests that need some trained model, not a particular training behaviour. Read-only: copy a
@@ -170,4 +170,4 @@ def trained_ckpts(toy_root, tmp_path_factory):
     train_3d.main(train_3d.parse_args(
         common + ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--layer4-blocks", "1",
                   "--out", str(tmp / "3d")]))
-    return {"2d": str(tmp / "sf" / "checkpoint.pt"), "3d": str(tmp / "3d" / "checkpoint.pt")}
+    return {"single_frame": str(tmp / "sf" / "checkpoint.pt"), "3d": str(tmp / "3d" / "checkpoint.pt")}

@@ -13,10 +13,11 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import canonical_path
 
 import helperFunctions as hf
 import measure
-from conftest import canonical_path
+import video_io
 
 N_FRAMES, W, H, GOP = 40, 80, 64, 12  # a GOP longer than one frame: inter frames, as in UCF-101
 
@@ -68,21 +69,21 @@ def test_raw_stream_header_is_bogus(raw_stream):
     cap = cv2.VideoCapture(raw_stream)
     n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
     cap.release()
-    assert n <= 0 or n > hf.MAX_PLAUSIBLE_FRAMES, n
+    assert n <= 0 or n > video_io.MAX_PLAUSIBLE_FRAMES, n
 
 
 def test_raw_stream_counted_and_read(raw_stream):
     seq = decode_one_by_one(raw_stream)
     assert len(seq) == N_FRAMES
-    assert hf.count_frames(raw_stream) == len(seq)
-    assert hf.count_frames(raw_stream) == len(seq)  # remembered, same answer
-    assert np.array_equal(hf.read_frames(raw_stream), seq)
+    assert video_io.count_frames(raw_stream) == len(seq)
+    assert video_io.count_frames(raw_stream) == len(seq)  # remembered, same answer
+    assert np.array_equal(video_io.read_frames(raw_stream), seq)
     for start in (0, 7, N_FRAMES - 16):
-        assert np.array_equal(hf.read_frames(raw_stream, np.arange(start, start + 16)), seq[start:start + 16])
+        assert np.array_equal(video_io.read_frames(raw_stream, np.arange(start, start + 16)), seq[start:start + 16])
     idx = [30, 2, 2, 39, 0]
-    assert np.array_equal(hf.read_frames(raw_stream, idx), seq[idx])
-    with pytest.raises(hf.VideoReadError, match=raw_stream):
-        hf.read_frames(raw_stream, [N_FRAMES])
+    assert np.array_equal(video_io.read_frames(raw_stream, idx), seq[idx])
+    with pytest.raises(video_io.VideoReadError, match=raw_stream):
+        video_io.read_frames(raw_stream, [N_FRAMES])
 
 
 def test_raw_stream_training_clip(raw_stream):
@@ -90,11 +91,11 @@ def test_raw_stream_training_clip(raw_stream):
     decoded one by one."""
     seq = decode_one_by_one(raw_stream)
     for seed in range(3):
-        clip, brightness = hf.load_clip_uint8(raw_stream, True, 32, 16, np.random.default_rng(seed))
+        clip = hf.load_clip(raw_stream, True, 32, 16, np.random.default_rng(seed))
         rng = np.random.default_rng(seed)
         idx = hf.clip_indices(len(seq), 16, rng)
         aug = hf.draw_augment(rng, H, W)
-        assert np.array_equal(clip, hf.apply_augment(seq[idx], aug, 32)) and brightness == aug.brightness
+        assert np.array_equal(clip, hf.apply_augment(seq[idx], aug, 32))
     sample = hf.ClipDataset([raw_stream], [0], augment=True, size=32, frames=16)[0]
     assert "failed" not in sample, sample.get("error")
     assert tuple(sample["video"].shape) == (16, 32, 32, 3)
@@ -104,10 +105,10 @@ def test_raw_stream_training_clip(raw_stream):
 
 def test_count_remembered_per_file_version(raw_stream):
     """The remembered count belongs to the file's version: rewritten shorter, it is counted again."""
-    assert hf.count_frames(raw_stream) == N_FRAMES
+    assert video_io.count_frames(raw_stream) == N_FRAMES
     write_raw_mpeg4(raw_stream, moving_frames(N_FRAMES // 2, seed=1))
     os.utime(raw_stream, ns=(0, 10**9))  # a new mtime even on a coarse-clock file system
-    assert hf.count_frames(raw_stream) == N_FRAMES // 2 == len(decode_one_by_one(raw_stream))
+    assert video_io.count_frames(raw_stream) == N_FRAMES // 2 == len(decode_one_by_one(raw_stream))
 
 
 def write_mpeg4_avi(path, frames, fps=25.0):
@@ -124,16 +125,16 @@ def write_mpeg4_avi(path, frames, fps=25.0):
 def clips_exact(path, ref, monkeypatch):
     """Every 16-frame clip of a video read through read_frames equals the frames decoded one by one
     from the start (`ref`), with one open of the file per clip. Returns how many clips seeked."""
-    opened, seeks, open_, collect = [], [], av.open, hf._collect
+    opened, seeks, open_, collect = [], [], av.open, video_io._collect
     monkeypatch.setattr(av, "open", lambda p, *a, **k: (opened.append(p), open_(p, *a, **k))[1])
-    monkeypatch.setattr(hf, "_collect", lambda *a: (seeks.append(a[-1] is None), collect(*a))[1])
+    monkeypatch.setattr(video_io, "_collect", lambda *a: (seeks.append(a[-1] is None), collect(*a))[1])
     for s in range(len(ref) - 15):
         opened.clear()
-        assert np.array_equal(hf.read_frames(path, np.arange(s, s + 16)), ref[s:s + 16]), (path, s)
+        assert np.array_equal(video_io.read_frames(path, np.arange(s, s + 16)), ref[s:s + 16]), (path, s)
         assert len(opened) == 1, (path, s, opened)
         if s % 8 == 0:
             opened.clear()
-            hf.load_clip_uint8(path, False, 32, 16, np.random.default_rng(s))
+            hf.load_clip(path, False, 32, 16, np.random.default_rng(s))
             assert len(opened) == 1, (path, s, opened)  # the count and the clip from one open
     monkeypatch.undo()
     return sum(seeks)
@@ -147,9 +148,9 @@ def test_real_clips_seek_exact(real_root, monkeypatch):
     for p in real_root.paths:
         src = real_root.source[p]
         ref = decode_one_by_one(src)
-        assert len(ref) == real_root.frames[p] == hf.count_frames(src)
-        assert np.array_equal(hf.read_frames(src), ref)
-        seeked[hf.video_name(p)] = clips_exact(src, ref, monkeypatch)
+        assert len(ref) == real_root.frames[p] == video_io.count_frames(src)
+        assert np.array_equal(video_io.read_frames(src), ref)
+        seeked[video_io.video_name(p)] = clips_exact(src, ref, monkeypatch)
     assert seeked["v_Basketball_g01_c01"] > 0  # a keyframe every 12 frames: its clips do seek
     assert seeked["v_ApplyEyeMakeup_g01_c01"] == seeked["v_Shotput_g05_c02"] == 0  # packed: from the start
 
@@ -159,7 +160,7 @@ def test_generated_mpeg4_avi_seek_exact(tmp_path, monkeypatch):
     os.makedirs(os.path.dirname(path))
     write_mpeg4_avi(path, moving_frames(N_FRAMES))
     ref = decode_one_by_one(path)
-    assert len(ref) == N_FRAMES == hf.count_frames(path)
+    assert len(ref) == N_FRAMES == video_io.count_frames(path)
     assert clips_exact(path, ref, monkeypatch) > 0
 
 
@@ -167,11 +168,11 @@ def test_forked_workers_decode_after_parent(real_root):
     """DataLoader workers are forked: a process that has decoded (and so set up swscale) must still
     fork workers that decode. A context inherited through fork once hung them; a timeout catches it."""
     src = [real_root.source[p] for p in real_root.paths]
-    expected = [hf.read_frames(p, [5]) for p in src]  # the parent decodes first
+    expected = [video_io.read_frames(p, [5]) for p in src]  # the parent decodes first
     with multiprocessing.get_context("fork").Pool(2) as pool:
         got = pool.map_async(_frame5, src).get(timeout=120)
     assert all(np.array_equal(a, b) for a, b in zip(got, expected))
 
 
 def _frame5(path):
-    return hf.read_frames(path, [5])
+    return video_io.read_frames(path, [5])

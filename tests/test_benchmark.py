@@ -8,11 +8,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import benchmark  # noqa: E402
-import helperFunctions as hf  # noqa: E402
-import measure  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+import benchmark  # noqa: E402
+import measure  # noqa: E402
+import video_io  # noqa: E402
 
 
 def numbers(x):
@@ -28,7 +29,7 @@ def numbers(x):
 def test_benchmark_tiny(tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = benchmark.parse_args(["--quick", "--device", "cpu", "--workers", "2", "--seconds", "0.01",
-                                 "--arch-2d", "resnet18", "--arch-3d", "resnet10", "--size", "32",
+                                 "--arch-single-frame", "resnet18", "--arch-3d", "resnet10", "--size", "32",
                                  "--real-videos", str(tmp_path / "no_videos"), "--out", str(out)])
     R = benchmark.main(args)
     assert json.loads(out.read_text()) == json.loads(json.dumps(R))  # the file holds the returned results
@@ -52,8 +53,8 @@ def test_benchmark_tiny(tmp_path, capsys):
     assert all(r["clips"] == 4 and r["exact"] == r["clips"] for r in R["exactness"]), R["exactness"]
     # training fed by the real loader, both decode paths, next to the model alone
     assert {(r["kind"], r["decode"], r["copy_ahead"]) for r in R["pipeline"]} == \
-        {(k, d, a) for k in ("2d", "3d") for d, a in (("worker", False), ("worker", True), ("device", False))}
-    assert set(R["derived"]["end_to_end"]) == {"2d", "3d"}
+        {(k, d, a) for k in ("single_frame", "3d") for d, a in (("worker", False), ("worker", True), ("device", False))}
+    assert set(R["derived"]["end_to_end"]) == {"single_frame", "3d"}
     assert len(R["seek"]) == 1
     assert [m["name"] for m in R["models"]] == benchmark.MODEL_KEYS
     assert all(m["dtype"] == "fp32" and m["gflop_per_step"] > 0 for m in R["models"])
@@ -75,13 +76,13 @@ def test_frame_exactness_check_catches_wrong_frames(real_root):
     our reader and PyAV from the start are exact on all four."""
     off_by_one = lambda p, idx: measure.reference_frames(p)[np.maximum(idx - 1, 0)]
     avis = [real_root.source[p] for p in real_root.paths]  # the AVIs themselves (no copies beside them)
-    rows = measure.frame_exactness("real", avis, {"avi": lambda p, idx: hf.read_frames(p, idx),
+    rows = measure.frame_exactness("real", avis, {"avi": lambda p, idx: video_io.read_frames(p, idx),
                                                              "pyav": measure.pyav_frames,
                                                              "pts": measure.pyav_pts_frames, "off": off_by_one}, 5)
     got = {(r["format"], r["video"]): (r["exact"], r["clips"]) for r in rows}
     packed = {"v_ApplyEyeMakeup_g01_c01", "v_Shotput_g05_c02"}
     for p in real_root.paths:
-        v = hf.video_name(p)
+        v = video_io.video_name(p)
         assert got["avi", v] == got["pyav", v] == (5, 5), (v, got)
         assert got["off", v] == (0, 5), (v, got)
         assert (got["pts", v][0] < 5) == (v in packed), (v, got)

@@ -13,10 +13,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import REAL_CLIPS
 
 import helperFunctions as hf
 import prepare_data
-from conftest import REAL_CLIPS
+import video_io
 
 torch.set_num_threads(2)
 
@@ -135,9 +136,9 @@ def test_split_number_checked(shared_data, split):
 def test_formats_decode_same_frames(real_root):
     for p in real_root.paths:
         avi, raw, jpg = real_root.source[p], real_root.copy(p, "hdf5"), real_root.copy(p, "jpeg")
-        n = REAL_CLIPS[hf.video_name(p)]
-        assert [hf.count_frames(x) for x in (p, avi, raw, jpg)] == [n] * 4
-        a, r, j = hf.read_frames(avi), hf.read_frames(raw), hf.read_frames(jpg)
+        n = REAL_CLIPS[video_io.video_name(p)]
+        assert [video_io.count_frames(x) for x in (p, avi, raw, jpg)] == [n] * 4
+        a, r, j = video_io.read_frames(avi), video_io.read_frames(raw), video_io.read_frames(jpg)
         assert a.dtype == r.dtype == j.dtype == np.uint8 and a.shape == r.shape == j.shape == (n, 240, 320, 3)
         assert np.array_equal(a, r)
         cap = cv2.VideoCapture(avi)  # an independent decode of frame 0 (BGR) fixes the channel order
@@ -163,12 +164,12 @@ def test_read_frames_indices(real_root):
     n = real_root.frames[p]
     idx = [100, 3, 50, 50, 0, n - 1, 3]
     for src in (real_root.source[p], real_root.copy(p, "hdf5"), real_root.copy(p, "jpeg")):
-        full = hf.read_frames(src)
-        assert np.array_equal(hf.read_frames(src, idx), full[idx]), src
+        full = video_io.read_frames(src)
+        assert np.array_equal(video_io.read_frames(src, idx), full[idx]), src
         for s in (0, 37, n - 16):  # clips, including ones that need an AVI seek
-            assert np.array_equal(hf.read_frames(src, np.arange(s, s + 16)), full[s:s + 16]), (src, s)
-        with pytest.raises(hf.VideoReadError, match=re.escape(src)):
-            hf.read_frames(src, [n])
+            assert np.array_equal(video_io.read_frames(src, np.arange(s, s + 16)), full[s:s + 16]), (src, s)
+        with pytest.raises(video_io.VideoReadError, match=re.escape(src)):
+            video_io.read_frames(src, [n])
 
 
 def test_clip_read_opens_file_once(real_root, monkeypatch):
@@ -180,29 +181,28 @@ def test_clip_read_opens_file_once(real_root, monkeypatch):
     for src in (real_root.copy(p, "hdf5"), real_root.copy(p, "jpeg")):
         for seed in range(4):
             opened.clear()
-            clip, brightness = hf.load_clip_uint8(src, True, 64, 16, np.random.default_rng(seed))
+            clip = hf.load_clip(src, True, 64, 16, np.random.default_rng(seed))
             assert opened == [src]
             rng = np.random.default_rng(seed)  # the same draws, in the same order, made by hand
             idx = hf.clip_indices(real_root.frames[p], 16, rng)
             aug = hf.draw_augment(rng, 240, 320)
-            assert np.array_equal(clip, hf.apply_augment(hf.read_frames(src, idx), aug, 64))
-            assert brightness == aug.brightness
+            assert np.array_equal(clip, hf.apply_augment(video_io.read_frames(src, idx), aug, 64))
 
 
 def test_resolve_order(make_root):
     data = make_root(copy=False, names=["v_Archery_g01_c01"])
     p = data.paths[0]
-    exact = hf.read_frames(data.source[p])
+    exact = video_io.read_frames(data.source[p])
     for fmt in ("jpeg", "hdf5", "avi"):  # compact store first, then raw HDF5, then the AVI
-        assert hf.resolve_video(p) == (fmt, hf.store_path(p, fmt))
-        frames = hf.read_frames(p)
+        assert video_io.resolve_video(p) == (fmt, video_io.store_path(p, fmt))
+        frames = video_io.read_frames(p)
         if fmt == "jpeg":
             assert not np.array_equal(frames, exact) and np.abs(frames.astype(int) - exact).mean() < 2
         else:
             assert np.array_equal(frames, exact)
-        os.remove(hf.store_path(p, fmt))
-    with pytest.raises(hf.VideoReadError, match=re.escape(p)):
-        hf.resolve_video(p)
+        os.remove(video_io.store_path(p, fmt))
+    with pytest.raises(video_io.VideoReadError, match=re.escape(p)):
+        video_io.resolve_video(p)
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -224,7 +224,7 @@ def test_loader_shapes_default_size(real_root):
 
 def test_loader_normalisation(real_root):
     for p in real_root.paths[:2]:
-        frames = _resize(hf.read_frames(p), 64).astype(np.float64)
+        frames = _resize(video_io.read_frames(p), 64).astype(np.float64)
         n = len(frames)
         for seed in range(3):
             x = _undo(hf.loadFrame((p, False), size=64, rng=np.random.default_rng(seed)),
@@ -237,11 +237,11 @@ def test_loader_normalisation(real_root):
 
 
 def test_loaders_same_from_all_formats(make_root):
-    roots = {fmt: make_root(formats=(fmt,)) for fmt in hf.FORMATS}
+    roots = {fmt: make_root(formats=(fmt,)) for fmt in video_io.FORMATS}
     for i in range(len(roots["avi"].paths)):
         out = {}
         for fmt, data in roots.items():
-            assert hf.resolve_video(data.paths[i])[0] == fmt
+            assert video_io.resolve_video(data.paths[i])[0] == fmt
             seq = hf.loadSequence((data.paths[i], True), size=64, rng=np.random.default_rng(i))
             frm = hf.loadFrame((data.paths[i], True), size=64, rng=np.random.default_rng(i))
             out[fmt] = (_undo(seq, hf.KINETICS_MEAN, hf.KINETICS_STD),
@@ -255,7 +255,7 @@ def test_short_video_loops(tmp_path, write_video):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (5, 48, 64, 3), dtype=np.uint8)
     p = write_video(tmp_path, "v_Short_g01_c01", frames)
-    assert hf.count_frames(p) == 5
+    assert video_io.count_frames(p) == 5
     clip = _undo(hf.loadSequence((p, False), size=32), hf.KINETICS_MEAN, hf.KINETICS_STD)
     assert clip.shape == (16, 32, 32, 3)
     expected = _resize(frames, 32)[np.arange(16) % 5]
@@ -313,19 +313,17 @@ def test_float_loaders_equal_uint8_fast_path(make_root):
         for epoch in (0, 3):
             rng = lambda: np.random.default_rng([5, epoch, index])  # noqa: E731
             want, draw = _load_by_hand(frames, rng(), 48, 8, hf.KINETICS_MEAN, hf.KINETICS_STD)
-            s = clips[(index, epoch)]
-            assert s["brightness"] == draw[0]
-            fast = hf.normalize(s["video"][None], [s["brightness"]], hf.KINETICS_MEAN, hf.KINETICS_STD)[0]
+            s = clips[(index, epoch)]  # uint8, brightness already applied (saturating), as the workers hand it over
+            fast = hf.normalize(s["video"][None], hf.KINETICS_MEAN, hf.KINETICS_STD)[0]
             slow = hf.loadSequence((paths[index], True), size=48, frames=8, rng=rng())
             np.testing.assert_allclose(slow, want, atol=1e-5)
             assert np.array_equal(fast.numpy(), slow)
             want, draw = _load_by_hand(frames, rng(), 48, 1, hf.IMAGENET_MEAN, hf.IMAGENET_STD)
             s = single[(index, epoch)]
-            fast = hf.normalize(s["video"][None], [s["brightness"]], hf.IMAGENET_MEAN, hf.IMAGENET_STD)[0]
+            fast = hf.normalize(s["video"][None], hf.IMAGENET_MEAN, hf.IMAGENET_STD)[0]
             slow = hf.loadFrame((paths[index], True), size=48, rng=rng())
             np.testing.assert_allclose(slow, want[:, 0], atol=1e-5)
             assert np.array_equal(fast.numpy(), slow)
-            assert s["brightness"] == draw[0]
             draws.append(draw)
     b, cropped, flipped = zip(*draws)
     assert any(b) and set(cropped) == set(flipped) == {True, False}  # every part of the draw was compared
@@ -353,7 +351,7 @@ def test_draw_augment_distribution():
 
 
 def test_apply_augment_crop_and_flip(real_root):
-    f = hf.read_frames(real_root.paths[0], [10])
+    f = video_io.read_frames(real_root.paths[0], [10])
     sq = np.ascontiguousarray(f[:, :200, :200])
     aug = hf.apply_augment
     assert np.array_equal(aug(sq, hf.Augment(), 200), sq)
@@ -369,32 +367,24 @@ def test_apply_augment_crop_and_flip(real_root):
     assert np.array_equal(crop, cv2.resize(f[0, :, :224], (64, 64), interpolation=cv2.INTER_LINEAR))
 
 
-def test_brightness_clipped_in_normalize():
-    x = torch.tensor([0, 10, 128, 250, 255], dtype=torch.uint8).reshape(1, 1, 5, 1).expand(2, 1, 5, 3)
-    out = hf.normalize(x.contiguous(), torch.tensor([15.0, -15.0]), (0, 0, 0), (1, 1, 1))
-    assert out.shape == (2, 3, 1, 5) and out.dtype == torch.float32
-    assert torch.allclose(out[0, 0, 0] * 255, torch.tensor([15, 25, 143, 255, 255.]))
-    assert torch.allclose(out[1, 0, 0] * 255, torch.tensor([0, 0, 113, 235, 240.]))
+def test_brightness_saturates_in_apply_augment():
+    """The brightness shift is added to the uint8 pixels and saturates at 0 and 255 (values by hand)."""
+    row = np.array([0, 10, 128, 250, 255], dtype=np.uint8)
+    frames = np.repeat(np.repeat(row[None, None, :, None], 5, axis=1), 3, axis=3)  # (1, 5, 5, 3)
+    up = hf.apply_augment(frames, hf.Augment(brightness=15), 5)
+    down = hf.apply_augment(frames, hf.Augment(brightness=-15), 5)
+    assert up.dtype == np.uint8 and up.shape == (1, 5, 5, 3)
+    assert up[0, 2, :, 0].tolist() == [15, 25, 143, 255, 255]
+    assert down[0, 2, :, 0].tolist() == [0, 0, 113, 235, 240]
+
+
+def test_normalize_by_hand():
     clip = torch.full((2, 4, 3, 3, 3), 100, dtype=torch.uint8)
-    out = hf.normalize(clip, [5, -5], hf.KINETICS_MEAN, hf.KINETICS_STD)
-    assert out.shape == (2, 3, 4, 3, 3)
-    assert torch.allclose(out[:, :, 0, 0, 0] * torch.tensor(hf.KINETICS_STD) + torch.tensor(hf.KINETICS_MEAN),
-                          torch.tensor([[105 / 255] * 3, [95 / 255] * 3]))
-
-
-def test_one_augmentation_per_clip(tmp_path, write_video):
-    frame = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    p = write_video(tmp_path, "v_Still_g01_c01", np.repeat(frame[None], 20, axis=0))
-    firsts = set()
-    for seed in range(30):
-        clip = hf.loadSequence((p, True), size=32, frames=16, rng=np.random.default_rng(seed))
-        assert all(np.array_equal(clip[:, t], clip[:, 0]) for t in range(16)), seed
-        firsts.add(clip[:, 0].tobytes())
-    assert len(firsts) > 20  # the draws did differ between clips
-    ds = hf.ClipDataset([p], [0], augment=True, size=32, frames=16, seed=2)
-    for epoch in range(10):
-        v = ds[(0, epoch)]["video"]
-        assert (v == v[0]).all()
+    clip[1] = 200
+    out = hf.normalize(clip, hf.KINETICS_MEAN, hf.KINETICS_STD)
+    assert out.shape == (2, 3, 4, 3, 3) and out.dtype == torch.float32
+    want = (np.array([100, 200])[:, None] / 255 - np.array(hf.KINETICS_MEAN)) / np.array(hf.KINETICS_STD)
+    np.testing.assert_allclose(out[:, :, 0, 0, 0].numpy(), want, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- corrupt videos
@@ -408,7 +398,7 @@ def bad_root(make_root, tmp_path):
 
     def put(kind, fmt, write):
         path = os.path.join(str(data.root), "UCF-101", "Bad", f"v_Bad_g01_c{len(bad) + 1:02d}.avi")
-        real = hf.store_path(path, fmt)
+        real = video_io.store_path(path, fmt)
         os.makedirs(os.path.dirname(real), exist_ok=True)
         if write is not None:
             write(real)
@@ -436,15 +426,15 @@ def bad_root(make_root, tmp_path):
 def test_corrupt_videos_raise(bad_root):
     _, bad = bad_root
     for kind, (path, real) in bad.items():
-        with pytest.raises(hf.VideoReadError) as e:
-            hf.read_frames(path)
+        with pytest.raises(video_io.VideoReadError) as e:
+            video_io.read_frames(path)
         assert real in str(e.value) and e.value.path in (path, real), kind
         if kind != "truncated":  # its first half decodes: a clip there is fine
-            with pytest.raises(hf.VideoReadError, match=re.escape(real)):
+            with pytest.raises(video_io.VideoReadError, match=re.escape(real)):
                 hf.loadSequence((path, True), size=32, frames=4)
     path, real = bad["truncated"]
-    with pytest.raises(hf.VideoReadError, match=re.escape(real)):
-        hf.read_frames(path, [hf.count_frames(path) - 1])
+    with pytest.raises(video_io.VideoReadError, match=re.escape(real)):
+        video_io.read_frames(path, [video_io.count_frames(path) - 1])
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -464,7 +454,7 @@ def test_bad_video_skips_one_sample(bad_root, workers):
                                                                   (1, 4, 32, 32, 3)]
     failed = [f for batch in batches for f in batch["failed"]]
     assert [f[0] for f in failed] == b
-    for (path, err), k in zip(failed, kinds):
+    for (_, err), k in zip(failed, kinds):
         assert bad[k][1] in err
 
 
@@ -477,7 +467,7 @@ def _run(paths, seed, workers, epochs=(0, 1)):
     out = []
     for epoch in epochs:
         loader.sampler.set_epoch(epoch)
-        out.append([(b["index"], b["video"], b["brightness"]) for b in loader])
+        out.append([(b["index"], b["video"]) for b in loader])
     return out
 
 
@@ -486,7 +476,7 @@ def _same(a, b):
 
 
 def _by_index(epoch):
-    return {int(i): v[k] for idx, v, _ in epoch for k, i in enumerate(idx)}
+    return {int(i): v[k] for idx, v in epoch for k, i in enumerate(idx)}
 
 
 def test_loader_reproducible(real_root):
@@ -510,7 +500,7 @@ def test_prepare_resumable(make_root, capsys):
     data = make_root(formats=("avi",), names=["v_Archery_g01_c01", "v_Shotput_g05_c02"])
     out = _prepare(data.root, capsys)
     assert "0 already converted, 2 to convert" in out and "converted 2 videos" in out
-    stores = [hf.store_path(p, "jpeg") for p in data.paths]
+    stores = [video_io.store_path(p, "jpeg") for p in data.paths]
     assert all(prepare_data.is_complete(s) for s in stores)
     mtimes = [os.stat(s).st_mtime_ns for s in stores]
     out = _prepare(data.root, capsys)
@@ -524,8 +514,8 @@ def test_prepare_resumable(make_root, capsys):
     out = _prepare(data.root, capsys)
     assert "0 already converted, 2 to convert" in out and "converted 2 videos" in out
     for s, p in zip(stores, data.paths):
-        assert prepare_data.is_complete(s) and hf.count_frames(s) == data.frames[p]
-    assert hf.resolve_video(data.paths[0]) == ("jpeg", stores[0])
+        assert prepare_data.is_complete(s) and video_io.count_frames(s) == data.frames[p]
+    assert video_io.resolve_video(data.paths[0]) == ("jpeg", stores[0])
 
 
 def test_prepare_reports_corrupt_source(make_root, capsys):
@@ -535,10 +525,10 @@ def test_prepare_reports_corrupt_source(make_root, capsys):
     open(bad, "wb").write(np.random.default_rng(0).bytes(20_000))
     out = _prepare(data.root, capsys)  # no SystemExit: exit status 0
     assert "converted 1 videos" in out and "1 failed" in out and f"FAILED {bad}" in out
-    assert prepare_data.is_complete(hf.store_path(data.paths[0], "jpeg"))
+    assert prepare_data.is_complete(video_io.store_path(data.paths[0], "jpeg"))
     left = [f for _, _, fs in os.walk(os.path.join(str(data.root), "UCF-101-jpeg")) for f in fs]
     assert left == ["v_Shotput_g05_c02.hdf5"]  # nothing for the bad one, no temporary file
-    os.remove(hf.store_path(data.paths[0], "jpeg"))
+    os.remove(video_io.store_path(data.paths[0], "jpeg"))
     os.remove(data.paths[0])
     with pytest.raises(SystemExit, match="no video could be converted"):
         _prepare(data.root, capsys)

@@ -11,21 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-import engine
+import gpu_decode
 import helperFunctions as hf
 import prepare_data
 import train_3d
+import video_io
 
 CPU = torch.device("cpu")
 
 
 def both_paths(paths, frames, size, epoch, seed=3):
     """The same samples (seed, epoch, index) through the workers' path and through decode_on_device."""
-    make = lambda decode: hf.ClipDataset(paths, range(len(paths)), True, size, frames, seed, decode=decode)
-    worker, device = make("worker"), make("device")
+    worker = hf.ClipDataset(paths, range(len(paths)), True, size, frames, seed)
+    device = gpu_decode.JpegClipDataset(paths, range(len(paths)), True, size, frames, seed)
     keys = [(i, epoch) for i in range(len(paths))]
     return (hf.collate([worker[k] for k in keys]),
-            hf.decode_on_device(hf.collate([device[k] for k in keys]), CPU))
+            gpu_decode.decode_on_device(gpu_decode.collate_jpeg([device[k] for k in keys]), CPU))
 
 
 @pytest.mark.parametrize("frames,size", [(16, 112), (1, 224)])
@@ -36,13 +37,13 @@ def test_device_decode_matches_workers(real_root, frames, size):
         assert got["video"].shape == ref["video"].shape == \
             ((4, size, size, 3) if frames == 1 else (4, frames, size, size, 3))
         assert got["video"].dtype == torch.uint8
-        for k in ("label", "index", "brightness"):
+        for k in ("label", "index"):  # brightness is in the pixels on both paths
             assert torch.equal(got[k], ref[k]), k
         # Two JPEG decoders and two bilinear resizers: off by one grey level in places; a crop's border
         # row/column may differ more (roi_align reads the pixel beyond the crop, cv2 repeats the edge).
         d = (got["video"].int() - ref["video"].int()).abs()
         assert d.float().mean() < 0.3 and (d > 2).float().mean() < 1e-3, (d.float().mean(), d.max())
-        ds = hf.ClipDataset(real_root.paths, range(4), True, size, frames, 3, decode="device")
+        ds = gpu_decode.JpegClipDataset(real_root.paths, range(4), True, size, frames, 3)
         drawn |= {(s["box"][2:4] != (240, 320), bool(s["box"][4])) for s in (ds[(i, epoch)] for i in range(4))}
     assert {True, False} <= {c for c, _ in drawn} and {True, False} <= {f for _, f in drawn}  # crops and flips seen
 
@@ -52,20 +53,20 @@ def test_device_decode_skips_bad_videos_not_the_batch(tmp_path, write_video):
     grad = np.linspace(0, 255, 48, dtype=np.float32)
     frames = lambda k: np.clip(grad[None, None, :, None] + rng.normal(0, 20, (20, 36, 48, 3)) + 10 * k, 0, 255)
     paths = [write_video(tmp_path, f"v_Cls{k}_g01_c01", frames(k), fmt="jpeg") for k in range(4)]
-    with h5py.File(hf.store_path(paths[1], "jpeg"), "r+") as h:  # complete markers, corrupt data
+    with h5py.File(video_io.store_path(paths[1], "jpeg"), "r+") as h:  # complete markers, corrupt data
         ds = h["jpeg"]
         bufs = list(ds[:])
         bufs = [np.concatenate([b[:2], np.full(len(b) - 4, 7, np.uint8), b[-2:]]) for b in bufs]
         del h["jpeg"]
         h.create_dataset("jpeg", data=np.array(bufs + [None], dtype=object)[:-1], dtype=h5py.vlen_dtype(np.uint8))
-    with h5py.File(hf.store_path(paths[2], "jpeg"), "r+") as h:  # a truncated frame: caught in the worker
+    with h5py.File(video_io.store_path(paths[2], "jpeg"), "r+") as h:  # a truncated frame: caught in the worker
         bufs = list(h["jpeg"][:])
         bufs[3] = bufs[3][:len(bufs[3]) // 2]
         del h["jpeg"]
         h.create_dataset("jpeg", data=np.array(bufs + [None], dtype=object)[:-1], dtype=h5py.vlen_dtype(np.uint8))
-    ds = hf.ClipDataset(paths, range(4), False, 16, 16, decode="device")
-    loader = hf.make_loader(ds, batch_size=4, shuffle=False, workers=0)
-    batch = hf.decode_on_device(next(iter(loader)), CPU)
+    ds = gpu_decode.JpegClipDataset(paths, range(4), False, 16, 16)
+    loader = hf.make_loader(ds, batch_size=4, shuffle=False, workers=0, collate_fn=gpu_decode.collate_jpeg)
+    batch = gpu_decode.decode_on_device(next(iter(loader)), CPU)
     assert batch["label"].tolist() == [0, 3]
     assert batch["video"].shape == (2, 16, 16, 16, 3)
     failed = dict(batch["failed"])
@@ -76,13 +77,13 @@ def test_device_decode_skips_bad_videos_not_the_batch(tmp_path, write_video):
 def test_choose_decode(make_root):
     avi_only, stored = make_root(formats=("avi",)), make_root(formats=("jpeg",))
     gpu = torch.device("cuda")
-    assert engine.choose_decode("auto", CPU, stored.paths, 1) == "worker"  # no GPU: OpenCV in the workers
-    assert engine.choose_decode("device", CPU, stored.paths, 16) == "device"
-    assert engine.choose_decode("auto", gpu, stored.paths, 1) == "device"  # single frames: the faster path
-    assert engine.choose_decode("auto", gpu, stored.paths, 16) == "worker"  # 3D: nvJPEG would slow the GPU
-    assert engine.choose_decode("auto", gpu, avi_only.paths, 1) == "worker"  # nothing to hand the GPU
+    assert gpu_decode.choose_decode("auto", CPU, stored.paths, 1) == "worker"  # no GPU: OpenCV in the workers
+    assert gpu_decode.choose_decode("device", CPU, stored.paths, 16) == "device"
+    assert gpu_decode.choose_decode("auto", gpu, stored.paths, 1) == "device"  # single frames: the faster path
+    assert gpu_decode.choose_decode("auto", gpu, stored.paths, 16) == "worker"  # 3D: nvJPEG would slow the GPU
+    assert gpu_decode.choose_decode("auto", gpu, avi_only.paths, 1) == "worker"  # nothing to hand the GPU
     with pytest.raises(SystemExit, match=r"4 of the 4 videos .*v_ApplyEyeMakeup_g01_c01.avi.*prepare_data.py"):
-        engine.choose_decode("device", CPU, avi_only.paths, 1)
+        gpu_decode.choose_decode("device", CPU, avi_only.paths, 1)
 
 
 @pytest.mark.slow
@@ -116,21 +117,22 @@ def test_device_ahead_thread(tmp_path, write_video, monkeypatch):
     import threading
     frames = np.random.default_rng(1).integers(0, 255, (20, 24, 32, 3))
     paths = [write_video(tmp_path, f"v_Cls{k}_g01_c01", frames, fmt="jpeg") for k in range(5)]
-    loader = hf.make_loader(hf.ClipDataset(paths, range(5), True, 8, 4, decode="device"), 2, False, 0)
-    batches = list(hf.DeviceAhead(loader, CPU))
+    loader = hf.make_loader(gpu_decode.JpegClipDataset(paths, range(5), True, 8, 4), 2, False, 0,
+                            collate_fn=gpu_decode.collate_jpeg)
+    batches = list(gpu_decode.DeviceAhead(loader, CPU))
     assert [b["label"].tolist() for b in batches] == [[0, 1], [2, 3], [4]]
     assert all(b["video"].shape[1:] == (4, 8, 8, 3) and "jpeg" not in b for b in batches)
     before = threading.active_count()
-    it = iter(hf.DeviceAhead(loader, CPU))
+    it = iter(gpu_decode.DeviceAhead(loader, CPU))
     next(it)
     it.close()  # a loop left early (an exception, Ctrl-C): the thread ends with it
     assert threading.active_count() == before
 
     def boom(batch, device):
         raise ValueError("boom")
-    monkeypatch.setattr(hf, "decode_on_device", boom)
+    monkeypatch.setattr(gpu_decode, "decode_on_device", boom)
     with pytest.raises(ValueError, match="boom"):
-        list(hf.DeviceAhead(loader, CPU))
+        list(gpu_decode.DeviceAhead(loader, CPU))
 
 
 def test_device_ahead_copies_worker_batches(tmp_path, write_video):
@@ -139,9 +141,9 @@ def test_device_ahead_copies_worker_batches(tmp_path, write_video):
     frames = np.random.default_rng(2).integers(0, 255, (20, 24, 32, 3))
     paths = [write_video(tmp_path, f"v_Cls{k}_g01_c01", frames, fmt="jpeg") for k in range(5)]
     loader = hf.make_loader(hf.ClipDataset(paths, range(5), True, 8, 4), 2, False, 0)
-    direct, ahead = list(loader), list(hf.DeviceAhead(loader, CPU, copy=True))
+    direct, ahead = list(loader), list(gpu_decode.DeviceAhead(loader, CPU, copy=True))
     assert [b["label"].tolist() for b in ahead] == [[0, 1], [2, 3], [4]]
     assert all(torch.equal(a["video"], b["video"]) for a, b in zip(direct, ahead))
-    moved = list(hf.DeviceAhead(loader, torch.device("meta"), copy=True))
+    moved = list(gpu_decode.DeviceAhead(loader, torch.device("meta"), copy=True))
     assert [(b["video"].device.type, b["video"].shape) for b in moved] == \
         [("meta", a["video"].shape) for a in direct] and all(b["label"].device == CPU for b in moved)

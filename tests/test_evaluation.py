@@ -23,16 +23,19 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from test_combine_report import load_make_report  # noqa: E402
+
 import combine_results  # noqa: E402
 import engine  # noqa: E402
 import helperFunctions as hf  # noqa: E402
 import metrics  # noqa: E402
+import predictions  # noqa: E402
 import splits_summary  # noqa: E402
 import test_3d  # noqa: E402
 import test_single_frame  # noqa: E402
 import train_3d  # noqa: E402
 import train_single_frame  # noqa: E402
-from test_combine_report import load_make_report  # noqa: E402
+import video_io  # noqa: E402
 
 TRAIN = ["--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--train-from", "all"]
 
@@ -163,14 +166,14 @@ def test_test_views_boxes():
 
 def test_multi_view_dataset_pixels(toy_root):
     _, _, (paths, labels) = hf.getUCF101(str(toy_root), 1)
-    frames = hf.read_frames(paths[0])
-    plain = hf.VideoDataset(paths, labels, size=32)[0]["video"].numpy()
-    center = hf.MultiViewDataset(paths, labels, size=32)[0]["video"].numpy()
+    import cv2
+    frames = video_io.read_frames(paths[0])
+    plain = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_LINEAR) for f in frames])  # by hand
+    center = hf.VideoDataset(paths, labels, size=32)[0]["video"].numpy()
     np.testing.assert_array_equal(center, plain[None])  # the default is the assignment's view, unchanged
-    views = hf.MultiViewDataset(paths, labels, size=32, crops="three", flip=True)[0]["video"].numpy()
+    views = hf.VideoDataset(paths, labels, size=32, crops="three", flip=True)[0]["video"].numpy()
     h, w = frames.shape[1:3]
     side = min(h, w)
-    import cv2
     right = cv2.resize(np.ascontiguousarray(frames[5, :side, w - side:]), (32, 32), interpolation=cv2.INTER_LINEAR)
     assert views.shape == (6, len(frames), 32, 32, 3)
     np.testing.assert_array_equal(views[2, 5], right)
@@ -188,10 +191,10 @@ def val_run(toy_root, tmp_path_factory):
         common + ["--weights", "none", "--arch", "resnet18", "--out", str(tmp / "sf")]))
     train_3d.main(train_3d.parse_args(
         common + ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--layer4-blocks", "1", "--out", str(tmp / "3d")]))
-    ck = {"2d": str(tmp / "sf" / "checkpoint.pt"), "3d": str(tmp / "3d" / "checkpoint.pt")}
+    ck = {"single_frame": str(tmp / "sf" / "checkpoint.pt"), "3d": str(tmp / "3d" / "checkpoint.pt")}
     out = {}
     for subset in ("val", "test"):
-        out[f"sf_{subset}"] = run(test_single_frame, toy_root, ck["2d"], tmp / f"sf_{subset}", "--subset", subset)
+        out[f"sf_{subset}"] = run(test_single_frame, toy_root, ck["single_frame"], tmp / f"sf_{subset}", "--subset", subset)
         out[f"3d_{subset}"] = run(test_3d, toy_root, ck["3d"], tmp / f"3d_{subset}", "--subset", subset)
     return {"tmp": tmp, "ckpt": ck, **out}
 
@@ -205,12 +208,11 @@ def run(script, root, ckpt, out, *extra):
 @pytest.mark.slow
 def test_training_holds_the_validation_groups_out(val_run, toy_root):
     import torch
-    ckpt = torch.load(val_run["ckpt"]["2d"], weights_only=True)
+    ckpt = torch.load(val_run["ckpt"]["single_frame"], weights_only=True)
     assert ckpt["val_groups"] == 1 and ckpt["split"] == 1
     # what the training scripts train on: group 2 only, 4 classes x 2 clips
-    args = train_single_frame.parse_args(["--data-root", str(toy_root), "--val-groups", "1"])
-    _, (train_paths, train_labels), _ = engine.training_lists(args)
-    assert sorted(hf.video_name(p) for p in train_paths) == sorted(
+    _, (train_paths, train_labels), _, _ = engine.split_lists(str(toy_root), 1, 1)
+    assert sorted(video_io.video_name(p) for p in train_paths) == sorted(
         f"v_{c}_g02_c0{k}" for c in hf.read_class_list(str(toy_root)) for k in (1, 2))
     with h5py.File(val_run["sf_val"] / "predictions.h5") as h:
         names = list(h["videos"].asstr()[()])
@@ -229,7 +231,7 @@ def test_resume_and_test_refuse_other_validation_groups(val_run, toy_root, tmp_p
             ["--data-root", str(toy_root), *TRAIN, "--weights", "none", "--arch", "resnet18", "--out", str(sf),
              "--resume", "--epochs", "2"]))
     with pytest.raises(SystemExit, match="not split 1 with --val-groups 0"):
-        run(test_single_frame, toy_root, val_run["ckpt"]["2d"], tmp_path / "x", "--val-groups", "0")
+        run(test_single_frame, toy_root, val_run["ckpt"]["single_frame"], tmp_path / "x", "--val-groups", "0")
     assert not (tmp_path / "x").exists()
 
 
@@ -237,7 +239,7 @@ def test_resume_and_test_refuse_other_validation_groups(val_run, toy_root, tmp_p
 def test_empty_validation_subset_is_one_clear_error(toy_root, trained_ckpts, tmp_path):
     # a checkpoint trained on the whole train list (the session's) has no validation videos to score
     cmd = [sys.executable, "test_single_frame.py", "--data-root", str(toy_root), "--checkpoint",
-           trained_ckpts["2d"], "--subset", "val", "--out", str(tmp_path / "val"), "--workers", "0"]
+           trained_ckpts["single_frame"], "--subset", "val", "--out", str(tmp_path / "val"), "--workers", "0"]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == [
@@ -258,8 +260,8 @@ def combine(val_run, out, *extra, val=True):
 @pytest.mark.slow
 def test_fusion_weight_chosen_on_validation(val_run, tmp_path):
     res = combine(val_run, tmp_path / "c", "--sweep")
-    sf_val, td_val = (combine_results.load_predictions(str(val_run[k])) for k in ("sf_val", "3d_val"))
-    td_val = combine_results.align(sf_val, td_val)
+    sf_val, td_val = (predictions.load_run(str(val_run[k])) for k in ("sf_val", "3d_val"))
+    td_val = predictions.align(sf_val, td_val)
     # independently: fuse with scipy on the validation predictions and take the best top-1
     best, best_key = None, None
     for w in np.round(np.linspace(0, 1, 11), 2):
@@ -270,8 +272,8 @@ def test_fusion_weight_chosen_on_validation(val_run, tmp_path):
             best, best_key = float(w), key
     assert res["fusion"]["chosen_on"] == "validation" and res["fusion"]["weight"] == best
     assert res["fusion"]["validation_videos"] == 8 and res["weight_single_frame"] == best
-    sf, td = (combine_results.load_predictions(str(val_run[k])) for k in ("sf_test", "3d_test"))
-    td = combine_results.align(sf, td)
+    sf, td = (predictions.load_run(str(val_run[k])) for k in ("sf_test", "3d_test"))
+    td = predictions.align(sf, td)
     fused = best * special.log_softmax(sf.scores, 1) + (1 - best) * special.log_softmax(td.scores, 1)
     assert res["models"]["fused"]["top1"] == pytest.approx(accuracy_score(sf.labels, fused.argmax(1)))
     assert "oracle" in res["sweep"]["note"]
@@ -322,8 +324,8 @@ def test_fusion_refuses_mixed_subsets_and_crops(val_run, toy_root, tmp_path):
         assert h.attrs["crops"] == "three" and bool(h.attrs["flip"]) is True
     _, _, (paths, _) = hf.getUCF101(str(toy_root), 1)
     for p in paths:
-        with h5py.File(engine.prediction_file(str(three), p)) as h6, \
-                h5py.File(engine.prediction_file(str(val_run["3d_test"]), p)) as h1:
+        with h5py.File(predictions.video_file(str(three), p)) as h6, \
+                h5py.File(predictions.video_file(str(val_run["3d_test"]), p)) as h1:
             assert len(h6["predictions"]) == 6 * len(h1["predictions"])  # 6 views x the same windows
     line = cli_error("combine_results.py", "--single-frame", val_run["sf_test"], "--three-d", three,
                      "--out", tmp_path / "c")
@@ -334,9 +336,9 @@ def test_fusion_refuses_mixed_subsets_and_crops(val_run, toy_root, tmp_path):
 def test_three_crops_rerun_is_not_reused(val_run, toy_root, tmp_path, capsys):
     out = tmp_path / "sf"
     shutil.copytree(val_run["sf_test"], out)
-    run(test_single_frame, toy_root, val_run["ckpt"]["2d"], out, "--crops", "three")
+    run(test_single_frame, toy_root, val_run["ckpt"]["single_frame"], out, "--crops", "three")
     assert "8 test videos of split 1: 0 already scored" in capsys.readouterr().out
-    run(test_single_frame, toy_root, val_run["ckpt"]["2d"], out, "--crops", "three")
+    run(test_single_frame, toy_root, val_run["ckpt"]["single_frame"], out, "--crops", "three")
     assert "8 test videos of split 1: 8 already scored" in capsys.readouterr().out
 
 

@@ -24,18 +24,21 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import torchvision
 from sklearn.metrics import accuracy_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import engine  # noqa: E402
 import helperFunctions as hf  # noqa: E402
+import predictions  # noqa: E402
 import prepare_data  # noqa: E402
 import resnet_3d  # noqa: E402
 import test_3d  # noqa: E402
 import test_single_frame  # noqa: E402
 import train_3d  # noqa: E402
 import train_single_frame  # noqa: E402
+import video_io  # noqa: E402
 
 # Toy sizes: small ResNets from scratch on 32x32 inputs, one epoch.
 SF = ["--weights", "none", "--arch", "resnet18", "--train-from", "layer4", "--size", "32",
@@ -104,7 +107,7 @@ def bad_root(toy_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults") / "bad"
     shutil.copytree(toy_root, root)
     src = max((os.path.join(d, f) for d, _, fs in os.walk(root / "UCF-101") for f in fs), key=os.path.getsize)
-    good = hf.read_frames(src)  # the longest toy clip, (T, 60, 80, 3): material for the awkward videos
+    good = video_io.read_frames(src)  # the longest toy clip, (T, 60, 80, 3): material for the awkward videos
     rng = np.random.default_rng(0)
     gray = cv2.cvtColor(np.ascontiguousarray(good[:20].reshape(-1, 80, 3)), cv2.COLOR_RGB2GRAY).reshape(20, 60, 80)
     makers = {
@@ -125,7 +128,7 @@ def bad_root(toy_root, tmp_path_factory):
         cls = CLASSES[k % len(CLASSES)]
         for lst, group in (("train", 2), ("test", 1)):
             path = os.path.join(str(root), "UCF-101", cls, f"v_{cls}_g{group:02d}_{kind.replace('_', '')}.avi")
-            real = path if fmt is None else hf.store_path(path, fmt)
+            real = path if fmt is None else video_io.store_path(path, fmt)
             if fmt is not None:
                 os.makedirs(os.path.dirname(real), exist_ok=True)
                 makers[kind](real)
@@ -141,17 +144,17 @@ def bad_root(toy_root, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(bad_root, tmp_path_factory):
-    """One epoch of each training script on the corrupt set: {"2d"|"3d": (run folder, output)}."""
+    """One epoch of each training script on the corrupt set: {"single_frame"|"3d": (run folder, output)}."""
     out = tmp_path_factory.mktemp("runs")
     common = ["--data-root", bad_root["root"], "--split", "1"]
-    return {"2d": (out / "sf", run(train_single_frame, common + SF + ["--workers", 2, "--out", out / "sf"])),
+    return {"single_frame": (out / "sf", run(train_single_frame, common + SF + ["--workers", 2, "--out", out / "sf"])),
             "3d": (out / "3d", run(train_3d, common + TD + ["--workers", 0, "--out", out / "3d"]))}
 
 
 # ----------------------------------------------------------------------------- corrupt data
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["2d", "3d"])
+@pytest.mark.parametrize("kind", ["single_frame", "3d"])
 def test_training_skips_counts_and_goes_on(bad_root, trained, kind):
     out, text = trained[kind]
     skipped = [line for line in text.splitlines() if line.startswith("skipping unreadable video: ")]
@@ -160,28 +163,28 @@ def test_training_skips_counts_and_goes_on(bad_root, trained, kind):
         if fault in ODD:
             assert line not in text, f"{fault} ({lst}) is a valid video but was skipped"
         # a truncated AVI's first frames decode: a 2D sample drawn from them is rightly used
-        elif not (fault == "truncated" and kind == "2d"):
+        elif not (fault == "truncated" and kind == "single_frame"):
             named_line(text, line, fault)
     assert len(skipped) == len(set(skipped))  # each file named once
     with open(out / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1
     n_failed = int(rows[0]["failed_videos"])
-    assert n_failed == len(skipped) >= 2 * (len(BAD) - (kind == "2d"))
+    assert n_failed == len(skipped) >= 2 * (len(BAD) - (kind == "single_frame"))
     assert f"skipped {n_failed}" in text  # the epoch summary line
     assert engine.load_checkpoint(out / "checkpoint.pt", kind)["epoch"] == 1  # it went on and saved
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["2d", "3d"])
+@pytest.mark.parametrize("kind", ["single_frame", "3d"])
 def test_testing_lists_failed_and_counts_them_wrong(bad_root, trained, kind, tmp_path):
     ckpt = trained[kind][0] / "checkpoint.pt"
     argv = ["--data-root", bad_root["root"], "--checkpoint", ckpt, "--out", tmp_path]
-    if kind == "2d":  # --arch is the default resnet50: the checkpoint's resnet18 is what is rebuilt
+    if kind == "single_frame":  # --arch is the default resnet50: the checkpoint's resnet18 is what is rebuilt
         text = run(test_single_frame, argv + ["--workers", 2, "--arch", "resnet50"])
     else:
         text = run(test_3d, argv + ["--workers", 0, "--mode", "windows"])
-    n, bad_names = bad_root["n_test"], {hf.video_name(bad_root["videos"][k, "test"]) for k in BAD}
+    n, bad_names = bad_root["n_test"], {video_io.video_name(bad_root["videos"][k, "test"]) for k in BAD}
     for fault in BAD:
         named_line(text, f"FAILED (counted wrong) {bad_root['named'][fault, 'test']}: ", fault)
     m = json.loads((tmp_path / "metrics.json").read_text())
@@ -199,9 +202,9 @@ def test_testing_lists_failed_and_counts_them_wrong(bad_root, trained, kind, tmp
     decoded = np.bincount(labels[~failed], minlength=4)
     assert np.allclose(np.load(tmp_path / "confusion_matrix.npy").sum(1), decoded / per_class)
     for fault in ODD:  # the awkward videos were scored, the short one looped to one 16-frame window
-        with h5py.File(engine.prediction_file(tmp_path, bad_root["videos"][fault, "test"]), "r") as h:
+        with h5py.File(predictions.video_file(tmp_path, bad_root["videos"][fault, "test"]), "r") as h:
             rows = len(h["predictions"])
-        assert rows == ((5 if fault == "short" else 20) if kind == "2d" else (1 if fault == "short" else 2))
+        assert rows == ((5 if fault == "short" else 20) if kind == "single_frame" else (1 if fault == "short" else 2))
 
 
 def test_prepare_reports_each_and_goes_on(bad_root, tmp_path):
@@ -217,10 +220,10 @@ def test_prepare_reports_each_and_goes_on(bad_root, tmp_path):
                 assert f"failed: {named[fault, lst]}" in text
         assert f"{2 * len(faults)} failed" in text
     for (fault, lst), path in bad_root["videos"].items():
-        store = hf.store_path(str(path).replace(str(bad_root["root"]), str(root)), "jpeg")
+        store = video_io.store_path(str(path).replace(str(bad_root["root"]), str(root)), "jpeg")
         assert prepare_data.is_complete(store) == (fault in ODD), (fault, lst)
     odd = str(bad_root["videos"]["odd_size_raw", "test"]).replace(str(bad_root["root"]), str(root))
-    assert hf.resolve_video(odd)[0] == "jpeg" and hf.read_frames(odd).shape == (20, 61, 97, 3)
+    assert video_io.resolve_video(odd)[0] == "jpeg" and video_io.read_frames(odd).shape == (20, 61, 97, 3)
 
 
 @pytest.mark.slow
@@ -241,7 +244,7 @@ def test_every_video_unreadable_stops_with_reason(toy_root, trained, tmp_path):
     assert p.stdout.count("skipping unreadable video: ") == 24 and str(root / "UCF-101") in p.stdout
     assert not (out / "checkpoint.pt").exists()  # no checkpoint of a model that saw no data
 
-    fails(test_single_frame, ["--data-root", root, "--checkpoint", trained["2d"][0] / "checkpoint.pt",
+    fails(test_single_frame, ["--data-root", root, "--checkpoint", trained["single_frame"][0] / "checkpoint.pt",
                               "--out", tmp_path / "test", "--workers", 0], "none of the 8 test videos")
     assert json.loads((tmp_path / "test" / "metrics.json").read_text())["n_failed"] == 8  # still recorded
 
@@ -270,7 +273,7 @@ def test_bad_split_or_data_root_stops_before_work(toy_root, trained, tmp_path, f
     where, why = _split_fault(root, fault)
     fails(train_single_frame, ["--data-root", root, *SF, "--workers", 0, "--out", tmp_path / "sf"], where, why)
     assert not (tmp_path / "sf" / "checkpoint.pt").exists()
-    test_argv = ["--data-root", root, "--checkpoint", trained["2d"][0] / "checkpoint.pt", "--out", tmp_path / "t",
+    test_argv = ["--data-root", root, "--checkpoint", trained["single_frame"][0] / "checkpoint.pt", "--out", tmp_path / "t",
                  "--workers", 0]
     fails(test_single_frame, test_argv, where, why)
     if fault == "no_video_folders":
@@ -283,9 +286,9 @@ def test_bad_split_or_data_root_stops_before_work(toy_root, trained, tmp_path, f
 
 def _other_checkpoint(trained, tmp_path, num_classes=None, arch=None):
     """A 2D checkpoint as train_single_frame.py writes it, for another class list or architecture."""
-    ckpt = engine.load_checkpoint(trained["2d"][0] / "checkpoint.pt", "2d")
+    ckpt = engine.load_checkpoint(trained["single_frame"][0] / "checkpoint.pt", "single_frame")
     num_classes, arch = num_classes or ckpt["num_classes"], arch or ckpt["arch"]
-    model = engine.build_model("2d", arch, num_classes)
+    model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
     classes = (CLASSES + [f"Extra{i}" for i in range(num_classes)])[:num_classes]
     path = tmp_path / f"{arch}_{num_classes}.pt"
     engine.save_checkpoint(path, {**ckpt, "model": model.state_dict(), "arch": arch, "num_classes": num_classes,
@@ -298,7 +301,7 @@ def _other_checkpoint(trained, tmp_path, num_classes=None, arch=None):
 def test_resume_refuses_another_model(toy_root, trained, tmp_path, case):
     out = tmp_path / "run"
     out.mkdir()
-    src = {"other_arch": trained["2d"][0] / "checkpoint.pt", "3d_in_2d_run": trained["3d"][0] / "checkpoint.pt",
+    src = {"other_arch": trained["single_frame"][0] / "checkpoint.pt", "3d_in_2d_run": trained["3d"][0] / "checkpoint.pt",
            "other_classes": _other_checkpoint(trained, tmp_path, num_classes=5)}[case]
     shutil.copy(src, out / "checkpoint.pt")
     before = (out / "checkpoint.pt").read_bytes()
@@ -312,13 +315,13 @@ def test_resume_refuses_another_model(toy_root, trained, tmp_path, case):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["3d_to_2d_script", "2d_to_3d_script", "other_classes", "kinetics_file", "missing"])
+@pytest.mark.parametrize("case", ["3d_to_2d_script", "single_frame_to_3d_script", "other_classes", "kinetics_file", "missing"])
 def test_test_scripts_refuse_wrong_checkpoint(toy_root, trained, tmp_path, case):
     kinetics = tmp_path / "resnet-50-kinetics.pth"  # Hara's format (weights cut short: not read that far)
     torch.save({"arch": "resnet-50", "state_dict": {"module.conv1.weight": torch.zeros(64, 3, 7, 7, 7)}}, kinetics)
     script, ckpt, needles = {
         "3d_to_2d_script": (test_single_frame, trained["3d"][0] / "checkpoint.pt", ["3d model", "test_3d.py"]),
-        "2d_to_3d_script": (test_3d, trained["2d"][0] / "checkpoint.pt", ["2d model", "test_single_frame.py"]),
+        "single_frame_to_3d_script": (test_3d, trained["single_frame"][0] / "checkpoint.pt", ["single_frame model", "test_single_frame.py"]),
         "other_classes": (test_single_frame, _other_checkpoint(trained, tmp_path, 5), ["5", "4", toy_root]),
         "kinetics_file": (test_3d, kinetics, ["not a checkpoint written by this repo"]),
         "missing": (test_3d, tmp_path / "nope.pt", ["not found"]),
@@ -339,7 +342,7 @@ def test_cuda_out_of_memory_in_training(toy_root, trained, tmp_path, monkeypatch
     monkeypatch.setattr(engine.FineTune, "forward", _oom)
     if case == "2d_after_an_epoch":
         out.mkdir()
-        shutil.copy(trained["2d"][0] / "checkpoint.pt", out / "checkpoint.pt")
+        shutil.copy(trained["single_frame"][0] / "checkpoint.pt", out / "checkpoint.pt")
         before = (out / "checkpoint.pt").read_bytes()
         msg = fails(train_single_frame, ["--data-root", toy_root, *SF, "--epochs", 2, "--workers", 0,
                                          "--out", out, "--resume"],
@@ -355,7 +358,7 @@ def test_cuda_out_of_memory_in_training(toy_root, trained, tmp_path, monkeypatch
 @pytest.mark.slow
 def test_cuda_out_of_memory_in_testing(toy_root, trained, tmp_path, monkeypatch):
     monkeypatch.setattr(engine.FineTune, "forward", _oom)
-    fails(test_single_frame, ["--data-root", toy_root, "--checkpoint", trained["2d"][0] / "checkpoint.pt",
+    fails(test_single_frame, ["--data-root", toy_root, "--checkpoint", trained["single_frame"][0] / "checkpoint.pt",
                               "--out", tmp_path, "--workers", 0],
           "out of memory", "smaller --batch-size", "rerun skips")
 
@@ -421,11 +424,11 @@ def test_missing_split_lists(toy_root, trained, tmp_path):
     line = one_line_exit("train_3d.py", ["--data-root", root, *TD, "--workers", 0, "--out", tmp_path / "3d"])
     assert "trainlist01.txt" in line and "UCF101TrainTestSplits" in line, line
     # testing needs the test list only
-    out = run(test_single_frame, ["--data-root", root, "--checkpoint", trained["2d"][0] / "checkpoint.pt",
+    out = run(test_single_frame, ["--data-root", root, "--checkpoint", trained["single_frame"][0] / "checkpoint.pt",
                                   "--out", tmp_path / "t", "--workers", 0])
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["n_videos"] == 8, out
     shutil.rmtree(root / "ucfTrainTestlist")
-    fails(test_single_frame, ["--data-root", root, "--checkpoint", trained["2d"][0] / "checkpoint.pt",
+    fails(test_single_frame, ["--data-root", root, "--checkpoint", trained["single_frame"][0] / "checkpoint.pt",
                               "--out", tmp_path / "t2", "--workers", 0], "classInd.txt", "UCF101TrainTestSplits")
 
 
@@ -438,7 +441,7 @@ def test_raw_copy_is_made_from_the_avis_not_the_compact_store(make_root):
         cap, expected = cv2.VideoCapture(data.source[path]), []
         while (f := cap.read())[0]:
             expected.append(cv2.cvtColor(f[1], cv2.COLOR_BGR2RGB))
-        with h5py.File(hf.store_path(path, "hdf5"), "r") as h:
+        with h5py.File(video_io.store_path(path, "hdf5"), "r") as h:
             np.testing.assert_array_equal(h["video"][()], np.stack(expected), err_msg=path)
 
 
@@ -449,7 +452,7 @@ def test_predict_any_video_file_and_missing_ones(toy_root, trained, tmp_path):
     mp4 = tmp_path / "clip.mp4"  # OpenCV decodes by content, whatever the extension
     shutil.copy(avi, mp4)
     missing = tmp_path / "nope" / "v_RedCircle_g01_c01.avi"
-    argv = [mp4, missing, "--single-frame", trained["2d"][0] / "checkpoint.pt", "--device", "cpu"]
+    argv = [mp4, missing, "--single-frame", trained["single_frame"][0] / "checkpoint.pt", "--device", "cpu"]
     buf = io.StringIO()
     with redirect_stdout(buf), redirect_stderr(buf):
         results = predict.main(predict.parse_args([str(a) for a in argv]))
@@ -499,9 +502,6 @@ def test_small_batches_merge_into_the_next(toy_root):
     model.forward = lambda x: (seen.append(len(x)), forward(x))[1]
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-3)
 
-    class Loader(list):
-        dataset = ds
-
-    r = engine.run_epoch(model, Loader(batches), torch.device("cpu"), hf.KINETICS_MEAN, hf.KINETICS_STD,
-                         engine.FailureLog(), opt)
+    r = engine.train_one_epoch(model, opt, batches, torch.device("cpu"), hf.KINETICS_MEAN, hf.KINETICS_STD,
+                               engine.FailureLog())
     assert seen == [3, 5] and r["n"] == 8 and r["dropped"] == 1

@@ -21,20 +21,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 import combine_results  # noqa: E402
-import engine  # noqa: E402
 import helperFunctions as hf  # noqa: E402
 import metrics  # noqa: E402
 import predict  # noqa: E402
+import predictions  # noqa: E402
 import prepare_data  # noqa: E402
+import scoring  # noqa: E402
 import test_3d  # noqa: E402
 import test_single_frame  # noqa: E402
+import video_io  # noqa: E402
 
 KEYS = ("top1", "top5", "top10", "mean_class_accuracy")
 
 
 @pytest.fixture(scope="module")
 def ckpts(trained_ckpts):
-    """The session's 1-epoch checkpoints (conftest.trained_ckpts): {"2d": resnet18, "3d": resnet10 with
+    """The session's 1-epoch checkpoints (conftest.trained_ckpts): {"single_frame": resnet18, "3d": resnet10 with
     one layer4 block}."""
     return trained_ckpts
 
@@ -49,7 +51,7 @@ def run_test(script, root, ckpt, out, *extra):
 def runs(toy_root, ckpts, tmp_path_factory):
     """Output folders of the three test runs with the scripts' default settings. Read-only for tests."""
     tmp = tmp_path_factory.mktemp("runs")
-    return {"sf": run_test(test_single_frame, toy_root, ckpts["2d"], tmp / "sf"),
+    return {"sf": run_test(test_single_frame, toy_root, ckpts["single_frame"], tmp / "sf"),
             "windows": run_test(test_3d, toy_root, ckpts["3d"], tmp / "windows", "--mode", "windows"),
             "full": run_test(test_3d, toy_root, ckpts["3d"], tmp / "full", "--mode", "full")}
 
@@ -61,7 +63,7 @@ def split_test_list(root):
 
 def saved_logits(out, path):
     """(per-video logits (n, C), attrs) of a video's UCF-101-predictions/<Class>/<video>.hdf5."""
-    with h5py.File(engine.prediction_file(str(out), path), "r") as h:
+    with h5py.File(predictions.video_file(str(out), path), "r") as h:
         return h["predictions"][()], dict(h.attrs)
 
 
@@ -82,7 +84,7 @@ def check_outputs(out, root, model, rows_of):
     with h5py.File(out / "predictions.h5", "r") as h:
         videos, saved_labels, scores = h["videos"].asstr()[()], h["labels"][()], h["scores"][()]
         failed, attrs, saved_classes = h["failed"][()], dict(h.attrs), list(h["class_list"].asstr()[()])
-    assert list(videos) == [hf.video_name(p) for p in paths]  # the split's test-list order
+    assert list(videos) == [video_io.video_name(p) for p in paths]  # the split's test-list order
     assert saved_labels.tolist() == labels.tolist() and saved_classes == class_list
     assert scores.shape == (len(paths), len(class_list)) and scores.dtype == np.float32 and not failed.any()
     assert attrs["model"] == model and attrs["level"] == "video"
@@ -110,15 +112,15 @@ def check_outputs(out, root, model, rows_of):
 
 @pytest.mark.slow
 def test_single_frame_outputs(toy_root, runs):
-    check_outputs(runs["sf"], toy_root, "single_frame", hf.count_frames)  # one row per frame
+    check_outputs(runs["sf"], toy_root, "single_frame", video_io.count_frames)  # one row per frame
 
 
 @pytest.mark.slow
 def test_3d_windows_outputs(toy_root, runs):
     stride = test_3d.parse_args([]).stride
-    rows = lambda p: len(test_3d.window_starts(max(hf.count_frames(p), 16), 16, stride))
+    rows = lambda p: len(scoring.window_starts(max(video_io.count_frames(p), 16), 16, stride))
     check_outputs(runs["windows"], toy_root, "3d", rows)
-    short = [p for p in split_test_list(toy_root)[1] if hf.count_frames(p) < 16]
+    short = [p for p in split_test_list(toy_root)[1] if video_io.count_frames(p) < 16]
     assert short and all(saved_logits(runs["windows"], p)[0].shape[0] == 1 for p in short)
     assert all(saved_logits(runs["windows"], p)[1]["stride"] == stride for p in short)
 
@@ -127,17 +129,17 @@ def test_3d_windows_outputs(toy_root, runs):
 def test_3d_full_outputs(toy_root, runs):
     check_outputs(runs["full"], toy_root, "3d", lambda p: 1)
     # a short video is looped to 16 frames in both modes, so full mode sees exactly its one window
-    short = [p for p in split_test_list(toy_root)[1] if hf.count_frames(p) < 16]
+    short = [p for p in split_test_list(toy_root)[1] if video_io.count_frames(p) < 16]
     for p in short:
         np.testing.assert_allclose(saved_logits(runs["full"], p)[0], saved_logits(runs["windows"], p)[0],
                                    rtol=1e-4, atol=1e-4)
 
 
 def test_window_starts():
-    assert test_3d.window_starts(40, 16, 8) == [0, 8, 16, 24]
-    assert test_3d.window_starts(41, 16, 8) == [0, 8, 16, 24, 25]  # the last frames are always covered
-    assert test_3d.window_starts(16, 16, 4) == [0]
-    assert test_3d.window_starts(27, 16, 1) == list(range(12))
+    assert scoring.window_starts(40, 16, 8) == [0, 8, 16, 24]
+    assert scoring.window_starts(41, 16, 8) == [0, 8, 16, 24, 25]  # the last frames are always covered
+    assert scoring.window_starts(16, 16, 4) == [0]
+    assert scoring.window_starts(27, 16, 1) == list(range(12))
 
 
 @pytest.mark.slow
@@ -150,10 +152,10 @@ def test_other_stride_is_not_reused(toy_root, ckpts, runs, tmp_path, capsys):
     _, paths, _ = split_test_list(toy_root)
     assert f"{len(paths)} test videos of split 1: 0 already scored" in capsys.readouterr().out
     for p in paths:
-        n = max(hf.count_frames(p), 16)
+        n = max(video_io.count_frames(p), 16)
         new, attrs = saved_logits(out, p)
         old = saved_logits(runs["windows"], p)[0]
-        new_starts, old_starts = test_3d.window_starts(n, 16, other), test_3d.window_starts(n, 16, default)
+        new_starts, old_starts = scoring.window_starts(n, 16, other), scoring.window_starts(n, 16, default)
         assert attrs["stride"] == other and len(new) == len(new_starts)
         for j, s in enumerate(old_starts):  # a window starting at the same frame gives the same logits
             if s in new_starts:
@@ -165,10 +167,10 @@ def test_resume_skips_finished_videos(toy_root, ckpts, runs, tmp_path, capsys):
     out = tmp_path / "sf"
     shutil.copytree(runs["sf"], out)  # copy2 keeps the mtimes
     _, paths, _ = split_test_list(toy_root)
-    mtimes = {p: os.path.getmtime(engine.prediction_file(str(out), p)) for p in paths}
-    run_test(test_single_frame, toy_root, ckpts["2d"], out)
+    mtimes = {p: os.path.getmtime(predictions.video_file(str(out), p)) for p in paths}
+    run_test(test_single_frame, toy_root, ckpts["single_frame"], out)
     assert f"{len(paths)} already scored in {out}, 0 to go" in capsys.readouterr().out
-    assert mtimes == {p: os.path.getmtime(engine.prediction_file(str(out), p)) for p in paths}
+    assert mtimes == {p: os.path.getmtime(predictions.video_file(str(out), p)) for p in paths}
     with h5py.File(runs["sf"] / "predictions.h5") as a, h5py.File(out / "predictions.h5") as b:
         for k in ("videos", "labels", "scores", "failed", "class_list"):
             np.testing.assert_array_equal(a[k][()], b[k][()])
@@ -181,16 +183,16 @@ def test_failed_video_is_listed_and_counted_wrong(toy_root, ckpts, runs, tmp_pat
     class_list, paths, labels = split_test_list(root)
     bad = 2
     Path(paths[bad]).write_bytes(b"this is not an AVI file" * 100)
-    out = run_test(test_single_frame, root, ckpts["2d"], tmp_path / "out")
-    name = hf.video_name(paths[bad])
+    out = run_test(test_single_frame, root, ckpts["single_frame"], tmp_path / "out")
+    name = video_io.video_name(paths[bad])
     text = capsys.readouterr().out
     assert "FAILED (counted wrong)" in text and name in text
     m = json.loads((out / "metrics.json").read_text())
     assert m["failed"] == [name] and m["n_failed"] == 1 and m["n_videos"] == len(paths)
-    assert not os.path.exists(engine.prediction_file(str(out), paths[bad]))
+    assert not os.path.exists(predictions.video_file(str(out), paths[bad]))
 
-    broken = combine_results.load_predictions(str(out))
-    clean = combine_results.load_predictions(str(runs["sf"]))
+    broken = predictions.load_run(str(out))
+    clean = predictions.load_run(str(runs["sf"]))
     assert broken.failed.tolist() == [i == bad for i in range(len(paths))] and np.isnan(broken.scores[bad]).all()
     np.testing.assert_allclose(broken.scores[~broken.failed], clean.scores[~broken.failed], rtol=1e-5, atol=1e-5)
     correct = clean.scores.argmax(1) == clean.labels
@@ -206,8 +208,8 @@ def test_failed_video_is_listed_and_counted_wrong(toy_root, ckpts, runs, tmp_pat
 def test_wrong_checkpoint_kind_fails_clearly(toy_root, ckpts, tmp_path):
     with pytest.raises(SystemExit, match=r"holds a 3d model .*use it with train_3d.py / test_3d.py"):
         run_test(test_single_frame, toy_root, ckpts["3d"], tmp_path / "a")
-    with pytest.raises(SystemExit, match=r"holds a 2d model .*test_single_frame.py"):
-        run_test(test_3d, toy_root, ckpts["2d"], tmp_path / "b")
+    with pytest.raises(SystemExit, match=r"holds a single_frame model .*test_single_frame.py"):
+        run_test(test_3d, toy_root, ckpts["single_frame"], tmp_path / "b")
     with pytest.raises(SystemExit, match="checkpoint not found"):
         run_test(test_3d, toy_root, str(tmp_path / "missing.pt"), tmp_path / "c")
     assert not any((tmp_path / d).exists() for d in "abc")
@@ -257,25 +259,25 @@ def check_top(top, n_classes):
 def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, capsys):
     class_list, paths, _ = split_test_list(toy_root)
     video = paths[2]
-    frames = hf.read_frames(video)
+    frames = video_io.read_frames(video)
     raw, jpeg = tmp_path / "anywhere" / "clip.hdf5", tmp_path / "anywhere" / "clip_compact.hdf5"
     prepare_data.write_video(str(raw), frames, 25.0, to="hdf5")
     prepare_data.write_video(str(jpeg), frames, 25.0, to="jpeg")
     missing, corrupt = str(tmp_path / "no_such_video.avi"), tmp_path / "corrupt.avi"
     corrupt.write_bytes(b"not a video" * 100)
     res = predict.main(predict.parse_args([video, str(raw), missing, str(corrupt), str(jpeg),
-                                           "--single-frame", ckpts["2d"], "--three-d", ckpts["3d"]]))
+                                           "--single-frame", ckpts["single_frame"], "--three-d", ckpts["3d"]]))
     out, err = capsys.readouterr()
     assert f"file not found: {missing}" in err and f"cannot read {corrupt}" in err and len(res) == 3
     assert "fused (weight 0.5 on single-frame)" in out and f"{video} ({len(frames)} frames)" in out
-    sf, td = (combine_results.load_predictions(str(runs[k])) for k in ("sf", "windows"))
-    i = list(sf.videos).index(hf.video_name(video))
-    j = list(td.videos).index(hf.video_name(video))
+    sf, td = (predictions.load_run(str(runs[k])) for k in ("sf", "windows"))
+    i = list(sf.videos).index(video_io.video_name(video))
+    j = list(td.videos).index(video_io.video_name(video))
     expected = {"single_frame": sf.scores[i], "3d": td.scores[j],
                 "fused": special.log_softmax(0.5 * sf.scores[i] + 0.5 * td.scores[j])}  # both log-softmax
     for path in (video, str(raw), str(jpeg)):
         assert set(res[path]) == set(expected)
-        for name, top in res[path].items():
+        for top in res[path].values():
             check_top(top, len(class_list))
     for path in (video, str(raw)):  # the same frames as the test run: the same probabilities
         for name, scores in expected.items():
@@ -303,15 +305,15 @@ def test_predict_real_clip(ckpts, capsys):
     clip = SHARED / "videos" / "v_Archery_g01_c01.avi"
     if not clip.is_file():
         pytest.skip(f"real clip {clip} not found")
-    res = predict.main(predict.parse_args([str(clip), "--single-frame", ckpts["2d"], "--three-d", ckpts["3d"]]))
-    assert f"{clip} ({hf.count_frames(str(clip))} frames)" in capsys.readouterr().out
+    res = predict.main(predict.parse_args([str(clip), "--single-frame", ckpts["single_frame"], "--three-d", ckpts["3d"]]))
+    assert f"{clip} ({video_io.count_frames(str(clip))} frames)" in capsys.readouterr().out
     assert set(res[str(clip)]) == {"single_frame", "3d", "fused"}
     for top in res[str(clip)].values():
         check_top(top, 4)
 
 
 def test_load_and_fuse_ucf101_sized_predictions(tmp_path):
-    """3,783 videos x 101 classes written by engine.save_results, reloaded in another order and fused."""
+    """3,783 videos x 101 classes written by predictions.save_run, reloaded in another order and fused."""
     n, c = 3783, 101
     rng = np.random.default_rng(0)
     class_list = [f"Class{k:03d}" for k in range(c)]
@@ -322,14 +324,14 @@ def test_load_and_fuse_ucf101_sized_predictions(tmp_path):
     order = rng.permutation(n)
     for m, idx in (("a", np.arange(n)), ("b", order)):
         s = scores[m][idx]
-        engine.save_results(str(tmp_path / m), [paths[i] for i in idx], labels[idx], s, class_list,
-                            metrics.summarize(s, labels[idx], class_list), {}, {"model": m, "split": 1})
+        predictions.save_run(str(tmp_path / m), [paths[i] for i in idx], labels[idx], s, class_list,
+                             metrics.summarize(s, labels[idx], class_list), {}, {"model": m, "split": 1})
     t0 = time.perf_counter()
-    a = combine_results.load_predictions(str(tmp_path / "a"))
-    b = combine_results.align(a, combine_results.load_predictions(str(tmp_path / "b")))
+    a = predictions.load_run(str(tmp_path / "a"))
+    b = predictions.align(a, predictions.load_run(str(tmp_path / "b")))
     fused = metrics.fuse(a.scores, b.scores, 0.5)
     print(f"load + align + fuse of {n} videos x {c} classes: {time.perf_counter() - t0:.3f}s")
-    assert list(a.videos) == list(b.videos) == [hf.video_name(p) for p in paths]
+    assert list(a.videos) == list(b.videos) == [video_io.video_name(p) for p in paths]
     np.testing.assert_array_equal(b.scores[~b.failed], scores["b"][~b.failed])
     assert b.failed.tolist() == [i == 5 for i in range(n)] and np.isnan(fused[5]).all()
     expected = special.log_softmax(0.5 * scores["a"].astype(np.float64) + 0.5 * scores["b"], axis=1)

@@ -21,8 +21,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import helperFunctions as hf  # noqa: E402
 import make_toy_ucf101 as toy  # noqa: E402
+import video_io  # noqa: E402
 
 PER_CLASS = 4  # groups 1, 8, 15, 22 of each class: split 1 tests group 1
 NAME = re.compile(r"v_(.+)_g(\d+)_c(\d+)")
@@ -197,10 +197,10 @@ def test_seeking_is_exact_on_generated_videos(rehearsal):
         path = next((data / "UCF-101").glob(f"*/{name}.avi"))
         frames = decode_all(path)
         assert len(frames) == meta["n_frames"][name], name
-        assert hf.count_frames(str(path)) == len(frames), name
+        assert video_io.count_frames(str(path)) == len(frames), name
         for start in sorted({0, max(len(frames) - 16, 0), len(frames) // 2, 13} & set(range(len(frames)))):
             idx = list(range(start, min(start + 16, len(frames))))
-            clip = hf.read_frames(str(path), idx, formats=("avi",))
+            clip = video_io.read_frames(str(path), idx, formats=("avi",))
             np.testing.assert_array_equal(clip, frames[idx], err_msg=f"{name} from frame {start}")
             checked += 1
     assert checked > 40

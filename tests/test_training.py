@@ -20,11 +20,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import engine  # noqa: E402
 import helperFunctions as hf  # noqa: E402
+import resnet_3d  # noqa: E402
 import train_3d  # noqa: E402
 import train_single_frame  # noqa: E402
 
@@ -149,19 +151,21 @@ def straight(toy_root, tmp_path_factory):
 
 # ----------------------------------------------------------------------------- learning
 
-@pytest.mark.parametrize("kind", ["2d", "3d"])
+@pytest.mark.parametrize("kind", ["single_frame", "3d"])
 def test_few_steps_lower_the_loss(toy_root, kind):
-    """Adam steps through engine.run_epoch on one batch of the 16 toy training videos lower its loss."""
+    """Adam steps through engine.train_one_epoch on one batch of the 16 toy training videos lower its loss."""
     torch.manual_seed(0)
     _, (paths, labels), _ = hf.getUCF101(toy_root, 1)
-    frames = 1 if kind == "2d" else 16
+    frames = 1 if kind == "single_frame" else 16
     data = hf.ClipDataset(paths, labels, augment=True, size=32, frames=frames)
     loader = hf.make_loader(data, len(data), shuffle=False, workers=0)
-    net = engine.FineTune(engine.build_model(kind, "resnet18" if kind == "2d" else "resnet10", 4), "all")
+    model = (torchvision.models.resnet18(num_classes=4) if kind == "single_frame"
+             else resnet_3d.build("resnet10", num_classes=4))
+    net = engine.FineTune(model, "all")
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-3)
     mean, std = engine.input_stats({"kind": kind})
     failures = engine.FailureLog()
-    losses = [engine.run_epoch(net, loader, torch.device("cpu"), mean, std, failures, opt)["loss"]
+    losses = [engine.train_one_epoch(net, opt, loader, torch.device("cpu"), mean, std, failures)["loss"]
               for _ in range(4)]  # the last loss is after 3 steps
     assert failures.count == 0
     assert losses[-1] < 0.5 * losses[0], losses  # from about ln(4) = 1.39
@@ -170,11 +174,12 @@ def test_few_steps_lower_the_loss(toy_root, kind):
 # ----------------------------------------------------------------------------- what fine-tuning trains
 
 def spy_train(monkeypatch):
-    """Wrap engine.train to keep the network and its initial weights, and count calls of every block."""
+    """Wrap engine.place (which every training script hands its FineTune model) to keep the network and
+    its initial weights, and count calls of every block."""
     seen = {}
-    train = engine.train
+    place = engine.place
 
-    def spy(args, net, *rest):
+    def spy(net, *rest):
         seen["net"], seen["init"] = net, copy.deepcopy(net.model.state_dict())
         seen["calls"] = {n: 0 for n, _ in net.model.named_children()}
         seen["calls"].update({f"layer4.{i}": 0 for i in range(len(net.model.layer4))})
@@ -182,19 +187,19 @@ def spy_train(monkeypatch):
             def count(*_, name=name):
                 seen["calls"][name] += 1
             net.model.get_submodule(name).register_forward_hook(count)
-        return train(args, net, *rest)
+        return place(net, *rest)
 
-    monkeypatch.setattr(engine, "train", spy)
+    monkeypatch.setattr(engine, "place", spy)
     return seen
 
 
-@pytest.mark.parametrize("kind", ["2d", "3d"])
+@pytest.mark.parametrize("kind", ["single_frame", "3d"])
 def test_default_scope_trains_only_the_top(toy_root, tmp_path, monkeypatch, kind):
     """Default --train-from (2D resnet50: layer4.2; 3D resnet18: layer4.0 with layer4[1:] skipped):
     after an epoch the frozen weights and BatchNorm running statistics are untouched, the trained
     block and fc have moved, and the skipped 3D blocks never ran."""
     seen = spy_train(monkeypatch)
-    if kind == "2d":
+    if kind == "single_frame":
         args = args_2d(toy_root, tmp_path, "--arch", "resnet50", "--train-from", "layer4.2")
         trained, unused = ("layer4.2.", "fc."), ()
         train_single_frame.main(args)
@@ -229,7 +234,7 @@ def test_resume_reproduces_uninterrupted_run(toy_root, tmp_path, straight):
     train_single_frame.main(args_2d(toy_root, tmp_path, "--epochs", 1))
     train_single_frame.main(args_2d(toy_root, tmp_path, "--epochs", 2, "--resume"))
     ckpt = load(tmp_path / "checkpoint.pt")  # weights_only: plain tensors and values
-    assert ckpt["epoch"] == 2 and ckpt["kind"] == "2d" and ckpt["class_list"] == saved[2]["class_list"]
+    assert ckpt["epoch"] == 2 and ckpt["kind"] == "single_frame" and ckpt["class_list"] == saved[2]["class_list"]
     assert_same_state(ckpt["model"], saved[2]["model"], "resumed vs uninterrupted")
     assert_same_optimizer(ckpt["optimizer"], saved[2]["optimizer"])
     rows = log_rows(tmp_path)
