@@ -30,6 +30,7 @@ import torch
 import engine
 import measure
 import scoring
+from atomic import atomic_write
 from measure import MODEL_KEYS, A
 
 REPO = os.path.dirname(os.path.abspath(__file__))
@@ -207,9 +208,8 @@ def main(args):
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
     def save():
-        with open(args.out + ".tmp", "w") as f:
+        with atomic_write(args.out) as tmp, open(tmp, "w") as f:
             json.dump(R, f, indent=1)
-        os.replace(args.out + ".tmp", args.out)
 
     if args.from_json:
         with open(args.from_json) as f:

@@ -19,7 +19,7 @@ from video_io import VideoReadError, read_jpeg_frames, resolve_video
 PREFETCH_DEPTH = 2  # batches decoded ahead of the training step
 
 
-def choose_decode(decode, device, paths, frames):
+def choose_decode(decode: str, device: torch.device, paths, frames: int) -> str:
     """Resolve --decode: "worker" (in the loader processes, any format) or "device" (nvJPEG on the GPU,
     from the compact store only); "auto": device for single frames on a GPU when every video has a
     compact-store copy. Stops with a message when "device" is asked for and a copy is missing."""
@@ -41,7 +41,7 @@ def choose_decode(decode, device, paths, frames):
     return "worker"
 
 
-def load_clip_jpeg(path, augment, frames, rng):
+def load_clip_jpeg(path: str, augment: bool, frames: int, rng: np.random.Generator) -> tuple:
     """The workers' half: one random clip's JPEG byte strings and its augmentation, nothing decoded.
 
     The random draws are those of `hf.load_clip`, in the same order, so both paths train on the same
@@ -72,7 +72,7 @@ class JpegClipDataset(hf.ClipDataset):
                 "brightness": aug.brightness, "label": int(self.labels[index]), "index": index, "path": path}
 
 
-def collate_jpeg(samples):
+def collate_jpeg(samples: list) -> dict:
     """hf.collate for JpegClipDataset: "jpeg" uint8 (n_bytes,) all the batch's JPEG frames back to back
     (one tensor: one shared-memory transfer, not B x T), "offsets" (B * T + 1,), "box" (B, 5) crop
     y, x, h, w and flip, "brightness" (B,), "size", "single", "path", plus hf.collate's fields."""
@@ -89,7 +89,7 @@ def collate_jpeg(samples):
             "failed": [(s["failed"], s["error"]) for s in samples if "failed" in s]}
 
 
-def decode_on_device(batch, device):
+def decode_on_device(batch: dict, device: torch.device) -> dict:
     """The device's half: decode a collated JpegClipDataset batch on `device` (nvJPEG on a GPU) and crop,
     flip, resize and shift its brightness there, as `hf.apply_augment` does on the CPU.
 

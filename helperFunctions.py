@@ -49,7 +49,7 @@ def _read_lines(path):
         raise ValueError(f"{path}: cannot read split file ({e})") from e
 
 
-def read_class_list(base_directory):
+def read_class_list(base_directory: str) -> np.ndarray:
     """Class names in classInd.txt order (label i is class_list[i])."""
     path = os.path.join(base_directory, "ucfTrainTestlist", "classInd.txt")
     names = []
@@ -64,7 +64,7 @@ def read_class_list(base_directory):
     return np.asarray(names)
 
 
-def read_split(base_directory, split, subset, class_list=None):
+def read_split(base_directory: str, split: int, subset: str, class_list=None) -> tuple[np.ndarray, np.ndarray]:
     """(paths, labels) of one list of a split: subset "train" (trainlist0N.txt) or "test" (testlist0N.txt).
     Paths are `<base>/UCF-101/<Class>/<video>.avi`, labels 0-based in classInd order."""
     if split not in (1, 2, 3):
@@ -93,7 +93,7 @@ def _read_split(base_directory, name, class_index):
     return np.asarray(paths), np.asarray(labels, dtype=np.int64)
 
 
-def getUCF101(base_directory="", split=1):
+def getUCF101(base_directory: str = "", split: int = 1) -> tuple:
     """Read the official UCF-101 split files under `<base_directory>/ucfTrainTestlist/`.
 
     Returns (class_list, (train_paths, train_labels), (test_paths, test_labels)) as in the
@@ -108,7 +108,7 @@ def getUCF101(base_directory="", split=1):
 GROUP_PATTERN = re.compile(r"_g(\d+)(?:_[^_]*)?$")
 
 
-def video_group(path):
+def video_group(path: str) -> int:
     """'<root>/UCF-101/Class/v_Class_g08_c01.avi' -> 8 (the group number: _gNN, last or followed by one
     more _part such as _c01); ValueError if the name has none."""
     m = GROUP_PATTERN.search(video_name(path))
@@ -117,7 +117,7 @@ def video_group(path):
     return int(m.group(1))
 
 
-def split_validation(paths, labels, val_groups, source="the train list"):
+def split_validation(paths, labels, val_groups: int, source: str = "the train list") -> tuple:
     """Hold out the last `val_groups` groups of every class of a train list as a validation set.
 
     paths `(N,)`, labels `(N,)` -> ((train_paths, train_labels), (val_paths, val_labels)), both in
@@ -143,7 +143,7 @@ def split_validation(paths, labels, val_groups, source="the train list"):
     return (paths[~val], labels[~val]), (paths[val], labels[val])
 
 
-def getUCF101_subsets(base_directory="", split=1, val_groups=0):
+def getUCF101_subsets(base_directory: str = "", split: int = 1, val_groups: int = 0) -> tuple:
     """getUCF101 with validation: (class_list, train, val, test), each of train/val/test a
     (paths, labels) pair; val holds the last `val_groups` groups of every class of the train list
     (see split_validation) and train the rest. val_groups 0 gives the assignment's train list."""
@@ -155,7 +155,7 @@ def getUCF101_subsets(base_directory="", split=1, val_groups=0):
 
 # ----------------------------------------------------------------------------- sampling + augmentation
 
-def clip_indices(n_frames, frames, rng):
+def clip_indices(n_frames: int, frames: int, rng: np.random.Generator) -> np.ndarray:
     """Start a `frames`-long clip uniformly over the whole video (the last frames included).
 
     A video shorter than `frames` is padded by looping it (Hara et al.'s LoopPadding).
@@ -174,7 +174,7 @@ class Augment:
     brightness: int = 0  # added to 0-255 pixel values after resizing, saturating at 0 and 255
 
 
-def draw_augment(rng, height, width):
+def draw_augment(rng: np.random.Generator, height: int, width: int) -> "Augment":
     """The assignment's augmentation: with probability 1/2 a random crop of 70-100% of the width and
     of the height independently (aspect ratio not kept), a horizontal flip with probability 1/2,
     and a brightness shift uniform over the integers -15..15."""
@@ -189,7 +189,7 @@ def draw_augment(rng, height, width):
     return Augment(crop, flip, brightness)
 
 
-def apply_augment(frames, aug, size):
+def apply_augment(frames: np.ndarray, aug: Augment, size: int) -> np.ndarray:
     """Crop, flip, resize and shift the brightness of uint8 frames (N, H, W, 3) -> uint8 (N, size, size, 3).
 
     The brightness shift saturates at 0 and 255: the assignment's float (x + b) clipped to [0, 255],
@@ -208,7 +208,7 @@ def apply_augment(frames, aug, size):
     return out
 
 
-def normalize(x, mean, std):
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 frames (B, H, W, 3) or (B, T, H, W, 3) -> float32 ((x / 255) - mean) / std, channels first:
     (B, 3, H, W) or (B, 3, T, H, W). Runs on whatever device `x` is on; the result keeps the
     channels-last memory layout, which convolutions on GPU prefer."""
@@ -223,14 +223,14 @@ def _legacy_rng():
     return np.random.default_rng(np.random.randint(2**31))
 
 
-def load_clip(path, augment, size, frames, rng):
+def load_clip(path: str, augment: bool, size: int, frames: int, rng: np.random.Generator) -> np.ndarray:
     """One random clip of `frames` frames (1: one random frame), augmented: uint8 (frames, size, size, 3)."""
     raw = read_frames(path, lambda n: clip_indices(n, frames, rng))  # the file is opened once
     aug = draw_augment(rng, raw.shape[1], raw.shape[2]) if augment else Augment()
     return apply_augment(raw, aug, size)
 
 
-def loadFrame(args, size=224, rng=None):
+def loadFrame(args: tuple, size: int = 224, rng: np.random.Generator | None = None) -> np.ndarray:
     """(path, augment) -> float32 [3, size, size]: one random frame, ImageNet-normalised.
 
     Raises VideoReadError (naming the file) where the assignment returned an empty array.
@@ -240,7 +240,8 @@ def loadFrame(args, size=224, rng=None):
     return normalize(torch.from_numpy(frame), IMAGENET_MEAN, IMAGENET_STD)[0].numpy()
 
 
-def loadSequence(args, size=224, frames=16, rng=None, mean=KINETICS_MEAN, std=KINETICS_STD):
+def loadSequence(args: tuple, size: int = 224, frames: int = 16, rng: np.random.Generator | None = None,
+                 mean=KINETICS_MEAN, std=KINETICS_STD) -> np.ndarray:
     """(path, augment) -> float32 [3, frames, size, size]: one random clip, Kinetics-normalised."""
     path, augment = args
     clip = load_clip(path, augment, size, frames, rng or _legacy_rng())
@@ -276,7 +277,7 @@ class ClipDataset(Dataset):
         return {"video": video, "label": int(self.labels[index]), "index": index}
 
 
-def FrameDataset(paths, labels, augment, size=224, seed=0):
+def FrameDataset(paths, labels, augment: bool, size: int = 224, seed: int = 0) -> ClipDataset:
     """One random frame per video: uint8 (H, W, 3) samples for the single-frame model."""
     return ClipDataset(paths, labels, augment, size=size, frames=1, seed=seed)
 
@@ -284,7 +285,7 @@ def FrameDataset(paths, labels, augment, size=224, seed=0):
 TEST_CROPS = ("center", "three")  # --crops of the test scripts
 
 
-def test_views(height, width, crops="center", flip=False):
+def test_views(height: int, width: int, crops: str = "center", flip: bool = False) -> list:
     """The test-time views of a (height, width) video as Augment draws (no brightness).
 
     crops "center": the assignment's single view, the whole frame resized to the input size (it is
@@ -335,7 +336,7 @@ class SeededSampler(DistributedSampler):
         return ((i, self.epoch) for i in super().__iter__())
 
 
-def collate(samples):
+def collate(samples: list) -> dict:
     """Stack the samples that loaded; list the ones that failed.
 
     Returns {"video": uint8 (B, ...), "label": (B,), "index": (B,), "failed": [(path, error), ...]};
@@ -358,7 +359,8 @@ def _worker_init(worker_id):
     random.seed(seed)
 
 
-def make_loader(dataset, batch_size, shuffle, workers, seed=0, num_replicas=1, rank=0, collate_fn=collate):
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, seed: int = 0, num_replicas: int = 1,
+                rank: int = 0, collate_fn=collate) -> DataLoader:
     """The one DataLoader set-up every script uses.
 
     Worker processes decode in parallel, memory is pinned for fast non-blocking copies to the GPU,

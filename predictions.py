@@ -25,14 +25,14 @@ from video_io import video_name
 METRIC_KEYS = ("level", "n_videos", "n_failed", "top1", "top5", "top10", "mean_class_accuracy")
 
 
-def video_file(out, video_path):
+def video_file(out: str, video_path: str) -> str:
     """Where a video's saved predictions go: <out>/UCF-101-predictions/<Class>/<video>.hdf5, mirroring
     the dataset as the assignment does."""
     cls = os.path.basename(os.path.dirname(str(video_path)))
     return os.path.join(out, "UCF-101-predictions", cls, video_name(video_path) + ".hdf5")
 
 
-def save_video(path, logits, attrs):
+def save_video(path: str, logits: np.ndarray, attrs: dict) -> None:
     """Per-video logits (n, C) -> HDF5 dataset `predictions`, atomically; attrs say how they were made."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_write(path) as tmp, h5py.File(tmp, "w") as h:
@@ -40,7 +40,7 @@ def save_video(path, logits, attrs):
         h.attrs.update(attrs)
 
 
-def load_video(path, attrs):
+def load_video(path: str, attrs: dict) -> np.ndarray | None:
     """Saved logits of a finished video, or None when absent, unreadable or made another way (other
     checkpoint, mode or stride), so that a rerun resumes but never mixes settings."""
     try:
@@ -52,7 +52,7 @@ def load_video(path, attrs):
         return None
 
 
-def finished_scores(out, paths, n_classes, attrs, average):
+def finished_scores(out: str, paths, n_classes: int, attrs: dict, average: str) -> tuple[np.ndarray, list]:
     """Scores of the videos an earlier run saved with the same `attrs`: (float32 (N, C), NaN rows for
     the videos still to do, and their indices)."""
     scores = np.full((len(paths), n_classes), np.nan, dtype=np.float32)
@@ -66,7 +66,7 @@ def finished_scores(out, paths, n_classes, attrs, average):
     return scores, todo
 
 
-def save_run(out, paths, labels, scores, class_list, summary, failed, attrs):
+def save_run(out: str, paths, labels, scores: np.ndarray, class_list, summary: dict, failed, attrs: dict) -> None:
     """Write <out>/predictions.h5, metrics.json and confusion_matrix.npy of a scored subset.
     `failed`: the paths that could not be decoded; `summary`: metrics.summarize of the scores."""
     os.makedirs(out, exist_ok=True)
@@ -105,7 +105,7 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def load_run(path):
+def load_run(path: str) -> "Predictions":
     """Read a predictions.h5 (or a run folder holding one) -> Predictions. ValueError or FileNotFoundError
     naming the file when it is missing or not one."""
     if os.path.isdir(path):
@@ -140,7 +140,7 @@ def load_run(path):
     return Predictions(path, videos, labels, scores, failed, class_list, attrs)
 
 
-def align(a, b):
+def align(a: Predictions, b: Predictions) -> Predictions:
     """Reorder b's rows to a's video order; raise ValueError naming both files on any mismatch."""
     if list(a.class_list) != list(b.class_list):
         raise ValueError(f"class lists differ between {a.path} and {b.path}")

@@ -38,12 +38,12 @@ class VideoReadError(RuntimeError):
 
 
 
-def video_name(path):
+def video_name(path: str) -> str:
     """'<root>/UCF-101/Class/v_Class_g01_c01.avi' -> 'v_Class_g01_c01'."""
     return os.path.splitext(os.path.basename(str(path)))[0]
 
 
-def check_data_root(root):
+def check_data_root(root: str) -> list:
     """Fail early, naming what is missing, when `root` does not look like a UCF-101 data root
     (FileNotFoundError; a root one level too deep, e.g. its UCF-101/ folder, is named as such).
     Returns the video folders found."""
@@ -67,7 +67,7 @@ def check_data_root(root):
     return found
 
 
-def store_path(path, fmt):
+def store_path(path: str, fmt: str) -> str:
     """Where the copy of format `fmt` of the canonical video `path` lives."""
     path = str(path)
     cls_dir, fname = os.path.split(path)
@@ -76,7 +76,7 @@ def store_path(path, fmt):
     return os.path.join(root, STORE_DIRS[fmt], os.path.basename(cls_dir), os.path.splitext(fname)[0] + ext)
 
 
-def resolve_video(path, formats=FORMATS):
+def resolve_video(path: str, formats: tuple = FORMATS) -> tuple[str, str]:
     """Return (fmt, real_path) of the first existing copy of a video, in `formats` order.
 
     `path` may also point straight at a video file anywhere: a .hdf5 in either store format, or any
@@ -342,7 +342,7 @@ def count_frames(path: str) -> int:
     return n
 
 
-def read_frames(path, indices=None, formats=FORMATS):
+def read_frames(path: str, indices=None, formats: tuple = FORMATS) -> np.ndarray:
     """Decode frames of a video as uint8 RGB (N, H, W, 3).
 
     `indices`: None for every frame; the frame numbers; or a function of the video's frame count
@@ -391,7 +391,7 @@ def _unique_indices(path, indices):
     return uniq, order
 
 
-def read_jpeg_frames(path, indices):
+def read_jpeg_frames(path: str, indices) -> tuple:
     """The undecoded JPEG byte strings of frames of a video's compact-store copy, for decoding on the GPU.
 
     `indices(n_frames)` gives the frame numbers (may repeat). Returns (uint8 byte arrays in that order,
@@ -418,7 +418,7 @@ def read_jpeg_frames(path, indices):
 
 # ----------------------------------------------------------------------------- writing
 
-def read_source(path, kind):
+def read_source(path: str, kind: str) -> tuple[np.ndarray, float]:
     """Every frame of the `kind` ("avi" or "hdf5") copy of a video and its frame rate: (uint8 (T, H, W, 3)
     RGB, fps). Only that copy is read, never another (a lossy compact store, say)."""
     frames = read_frames(path, formats=(kind,))
@@ -432,7 +432,7 @@ def read_source(path, kind):
     return frames, fps
 
 
-def write_video(out_path, frames, fps, to="jpeg", quality=JPEG_QUALITY):
+def write_video(out_path: str, frames: np.ndarray, fps: float, to: str = "jpeg", quality: int = JPEG_QUALITY) -> None:
     """Write frames uint8 (T, H, W, 3) RGB as one HDF5 file of the compact store (`to` "jpeg") or of the
     course's raw copy ("hdf5"), atomically."""
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
@@ -448,7 +448,7 @@ def write_video(out_path, frames, fps, to="jpeg", quality=JPEG_QUALITY):
         h.attrs.update(n_frames=len(frames), fps=fps, height=frames.shape[1], width=frames.shape[2])
 
 
-def is_complete(path):
+def is_complete(path: str) -> bool:
     """A finished store file: it opens and holds as many frames as its n_frames attribute says."""
     try:
         with h5py.File(path, "r") as h:
@@ -458,7 +458,7 @@ def is_complete(path):
         return False
 
 
-def convert(task):
+def convert(task: tuple) -> tuple:
     """Convert one video (src, kind, dst, to, quality). Returns (src, n_frames, out_bytes, raw_bytes,
     error or None); the written file is read back and removed when it does not match."""
     src, kind, dst, to, quality = task
