@@ -277,11 +277,6 @@ class ClipDataset(Dataset):
         return {"video": video, "label": int(self.labels[index]), "index": index}
 
 
-def FrameDataset(paths, labels, augment: bool, size: int = 224, seed: int = 0) -> ClipDataset:
-    """One random frame per video: uint8 (H, W, 3) samples for the single-frame model."""
-    return ClipDataset(paths, labels, augment, size=size, frames=1, seed=seed)
-
-
 TEST_CROPS = ("center", "three")  # --crops of the test scripts
 
 

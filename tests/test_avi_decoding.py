@@ -99,7 +99,7 @@ def test_raw_stream_training_clip(raw_stream):
     sample = hf.ClipDataset([raw_stream], [0], augment=True, size=32, frames=16)[0]
     assert "failed" not in sample, sample.get("error")
     assert tuple(sample["video"].shape) == (16, 32, 32, 3)
-    frame = hf.FrameDataset([raw_stream], [0], augment=False, size=32)[0]
+    frame = hf.ClipDataset([raw_stream], [0], augment=False, size=32, frames=1)[0]
     assert tuple(frame["video"].shape) == (32, 32, 3)
 
 

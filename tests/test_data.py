@@ -306,7 +306,7 @@ def test_float_loaders_equal_uint8_fast_path(make_root):
     data = make_root(formats=("avi",))  # lossless: the loaders see exactly the AVIs' pixels
     paths = data.paths
     clips = hf.ClipDataset(paths, range(4), augment=True, size=48, frames=8, seed=5)
-    single = hf.FrameDataset(paths, range(4), augment=True, size=48, seed=5)
+    single = hf.ClipDataset(paths, range(4), augment=True, size=48, frames=1, seed=5)
     draws = []
     for index in range(4):
         frames = _decode_avi(data.source[paths[index]])
