@@ -5,9 +5,10 @@ from contextlib import contextmanager
 
 @contextmanager
 def atomic_write(path):
-    """Yield a temporary path beside `path` to write to; on success it is renamed to `path`
-    (one rename: readers see the old file or the whole new one), on error it is removed."""
-    tmp = f"{path}.tmp{os.getpid()}"
+    """Yield a temporary path beside `path` (`<path>.tmp`) to write to; on success it is renamed to
+    `path` (one rename: readers see the old file or the whole new one), on error it is removed. A
+    temporary file left by a killed process is overwritten by the next write, never read."""
+    tmp = f"{path}.tmp"
     try:
         yield tmp
         os.replace(tmp, path)

@@ -131,7 +131,7 @@ def write_video():
 
     def write(root, name, frames, fmt="hdf5", fps=25.0):
         path = canonical_path(root, name)
-        prepare_data.write_video(video_io.store_path(path, fmt), np.ascontiguousarray(frames, dtype=np.uint8),
+        video_io.write_video(video_io.store_path(path, fmt), np.ascontiguousarray(frames, dtype=np.uint8),
                                  fps, to=fmt)
         return path
 

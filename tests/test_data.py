@@ -501,7 +501,7 @@ def test_prepare_resumable(make_root, capsys):
     out = _prepare(data.root, capsys)
     assert "0 already converted, 2 to convert" in out and "converted 2 videos" in out
     stores = [video_io.store_path(p, "jpeg") for p in data.paths]
-    assert all(prepare_data.is_complete(s) for s in stores)
+    assert all(video_io.is_complete(s) for s in stores)
     mtimes = [os.stat(s).st_mtime_ns for s in stores]
     out = _prepare(data.root, capsys)
     assert "2 already converted, 0 to convert" in out and "converted 0 videos" in out
@@ -514,7 +514,7 @@ def test_prepare_resumable(make_root, capsys):
     out = _prepare(data.root, capsys)
     assert "0 already converted, 2 to convert" in out and "converted 2 videos" in out
     for s, p in zip(stores, data.paths):
-        assert prepare_data.is_complete(s) and video_io.count_frames(s) == data.frames[p]
+        assert video_io.is_complete(s) and video_io.count_frames(s) == data.frames[p]
     assert video_io.resolve_video(data.paths[0]) == ("jpeg", stores[0])
 
 
@@ -525,7 +525,7 @@ def test_prepare_reports_corrupt_source(make_root, capsys):
     open(bad, "wb").write(np.random.default_rng(0).bytes(20_000))
     out = _prepare(data.root, capsys)  # no SystemExit: exit status 0
     assert "converted 1 videos" in out and "1 failed" in out and f"FAILED {bad}" in out
-    assert prepare_data.is_complete(video_io.store_path(data.paths[0], "jpeg"))
+    assert video_io.is_complete(video_io.store_path(data.paths[0], "jpeg"))
     left = [f for _, _, fs in os.walk(os.path.join(str(data.root), "UCF-101-jpeg")) for f in fs]
     assert left == ["v_Shotput_g05_c02.hdf5"]  # nothing for the bad one, no temporary file
     os.remove(video_io.store_path(data.paths[0], "jpeg"))

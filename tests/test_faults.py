@@ -180,8 +180,10 @@ def test_training_skips_counts_and_goes_on(bad_root, trained, kind):
 def test_testing_lists_failed_and_counts_them_wrong(bad_root, trained, kind, tmp_path):
     ckpt = trained[kind][0] / "checkpoint.pt"
     argv = ["--data-root", bad_root["root"], "--checkpoint", ckpt, "--out", tmp_path]
-    if kind == "single_frame":  # --arch is the default resnet50: the checkpoint's resnet18 is what is rebuilt
-        text = run(test_single_frame, argv + ["--workers", 2, "--arch", "resnet50"])
+    if kind == "single_frame":  # the checkpoint's resnet18 is rebuilt: a test script takes no --arch
+        with pytest.raises(SystemExit):
+            test_single_frame.parse_args([str(a) for a in argv] + ["--arch", "resnet50"])
+        text = run(test_single_frame, argv + ["--workers", 2])
     else:
         text = run(test_3d, argv + ["--workers", 0, "--mode", "windows"])
     n, bad_names = bad_root["n_test"], {video_io.video_name(bad_root["videos"][k, "test"]) for k in BAD}
@@ -221,7 +223,7 @@ def test_prepare_reports_each_and_goes_on(bad_root, tmp_path):
         assert f"{2 * len(faults)} failed" in text
     for (fault, lst), path in bad_root["videos"].items():
         store = video_io.store_path(str(path).replace(str(bad_root["root"]), str(root)), "jpeg")
-        assert prepare_data.is_complete(store) == (fault in ODD), (fault, lst)
+        assert video_io.is_complete(store) == (fault in ODD), (fault, lst)
     odd = str(bad_root["videos"]["odd_size_raw", "test"]).replace(str(bad_root["root"]), str(root))
     assert video_io.resolve_video(odd)[0] == "jpeg" and video_io.read_frames(odd).shape == (20, 61, 97, 3)
 

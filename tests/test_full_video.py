@@ -25,7 +25,6 @@ import helperFunctions as hf  # noqa: E402
 import metrics  # noqa: E402
 import predict  # noqa: E402
 import predictions  # noqa: E402
-import prepare_data  # noqa: E402
 import scoring  # noqa: E402
 import test_3d  # noqa: E402
 import test_single_frame  # noqa: E402
@@ -261,8 +260,8 @@ def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, caps
     video = paths[2]
     frames = video_io.read_frames(video)
     raw, jpeg = tmp_path / "anywhere" / "clip.hdf5", tmp_path / "anywhere" / "clip_compact.hdf5"
-    prepare_data.write_video(str(raw), frames, 25.0, to="hdf5")
-    prepare_data.write_video(str(jpeg), frames, 25.0, to="jpeg")
+    video_io.write_video(str(raw), frames, 25.0, to="hdf5")
+    video_io.write_video(str(jpeg), frames, 25.0, to="jpeg")
     missing, corrupt = str(tmp_path / "no_such_video.avi"), tmp_path / "corrupt.avi"
     corrupt.write_bytes(b"not a video" * 100)
     res = predict.main(predict.parse_args([video, str(raw), missing, str(corrupt), str(jpeg),
