@@ -92,7 +92,7 @@ def main(args):
     # --train-from frozen
     model = kinetics_resnet(args.arch, args.kinetics_checkpoint, len(class_list), args.layer4_blocks)
     net = engine.FineTune(model, args.train_from, args.layer4_blocks)
-    model, params = engine.place(net, device, world)
+    model, params = engine.place(net, device, world)  # model: what to call (DDP under torchrun); net: inside it
     optimizer = torch.optim.Adam(params, lr=args.lr)
     meta = {"kind": "3d", "arch": args.arch, "num_classes": len(class_list),
             "class_list": [str(c) for c in class_list], "size": args.size, "frames": args.frames,

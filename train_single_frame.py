@@ -108,7 +108,7 @@ def main(args):
 
     # model: ImageNet ResNet, fc -> len(class_list); layers before --train-from frozen
     net = engine.FineTune(pretrained_resnet(args.arch, args.weights, len(class_list)), args.train_from)
-    model, params = engine.place(net, device, world)
+    model, params = engine.place(net, device, world)  # model: what to call (DDP under torchrun); net: inside it
     optimizer = torch.optim.Adam(params, lr=args.lr)
     meta = {"kind": "single_frame", "arch": args.arch, "num_classes": len(class_list),
             "class_list": [str(c) for c in class_list], "size": args.size, "frames": 1,
