@@ -60,16 +60,10 @@ def load_clip_jpeg(path: str, augment: bool, frames: int, rng: np.random.Generat
 class JpegClipDataset(hf.ClipDataset):
     """hf.ClipDataset's samples left undecoded: the JPEG bytes of the clip and its augmentation."""
 
-    def __getitem__(self, key):
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        rng = np.random.default_rng([self.seed, epoch, index])
-        path = self.paths[index]
-        try:
-            bufs, aug = load_clip_jpeg(path, self.augment, max(self.frames, 1), rng)
-        except VideoReadError as e:
-            return {"failed": path, "error": str(e), "index": index}
+    def load(self, path: str, rng: np.random.Generator) -> dict:
+        bufs, aug = load_clip_jpeg(path, self.augment, max(self.frames, 1), rng)
         return {"jpeg": bufs, "box": aug.crop + (int(aug.flip),), "size": self.size, "single": self.frames == 1,
-                "brightness": aug.brightness, "label": int(self.labels[index]), "index": index, "path": path}
+                "brightness": aug.brightness, "path": path}
 
 
 def collate_jpeg(samples: list) -> dict:

@@ -272,11 +272,15 @@ class ClipDataset(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         rng = np.random.default_rng([self.seed, epoch, index])
         try:
-            clip = load_clip(self.paths[index], self.augment, self.size, max(self.frames, 1), rng)
+            sample = self.load(self.paths[index], rng)
         except VideoReadError as e:
             return {"failed": self.paths[index], "error": str(e), "index": index}
-        video = torch.from_numpy(clip[0] if self.frames == 1 else clip)
-        return {"video": video, "label": int(self.labels[index]), "index": index}
+        return {**sample, "label": int(self.labels[index]), "index": index}
+
+    def load(self, path: str, rng: np.random.Generator) -> dict:
+        """The sample's data: {"video": uint8 clip}; subclasses load other views or forms of it."""
+        clip = load_clip(path, self.augment, self.size, max(self.frames, 1), rng)
+        return {"video": torch.from_numpy(clip[0] if self.frames == 1 else clip)}
 
 
 TEST_CROPS = ("center", "three")  # --crops of the test scripts
@@ -308,15 +312,10 @@ class VideoDataset(ClipDataset):
         super().__init__(paths, labels, augment=False, size=size, frames=0)
         self.crops, self.flip = crops, flip
 
-    def __getitem__(self, key):
-        index = key[0] if isinstance(key, tuple) else key
-        try:
-            frames = read_frames(self.paths[index])
-            views = test_views(*frames.shape[1:3], self.crops, self.flip)
-            video = np.stack([apply_augment(frames, v, self.size) for v in views])
-        except VideoReadError as e:
-            return {"failed": self.paths[index], "error": str(e), "index": index}
-        return {"video": torch.from_numpy(video), "label": int(self.labels[index]), "index": index}
+    def load(self, path: str, rng: np.random.Generator) -> dict:
+        frames = read_frames(path)  # nothing random: rng is not drawn from
+        views = test_views(*frames.shape[1:3], self.crops, self.flip)
+        return {"video": torch.from_numpy(np.stack([apply_augment(frames, v, self.size) for v in views]))}
 
 
 class SeededSampler(DistributedSampler):
