@@ -222,9 +222,11 @@ def resume(path: str, net: FineTune, optimizer: torch.optim.Optimizer, meta: dic
         ckpt = load_checkpoint(path, meta["kind"])
     except ValueError as e:  # a message, not a traceback; the file stays for the user to look at
         raise SystemExit(f"--resume: {e}. To start over instead, move it away or use another --out") from None
-    if ckpt["num_classes"] != meta["num_classes"] or ckpt["arch"] != meta["arch"]:
-        raise SystemExit(f"{path} holds {ckpt['arch']} with {ckpt['num_classes']} classes; this run "
-                         f"asks for {meta['arch']} with {meta['num_classes']}: use another --out")
+    def shape(m):  # the model's architecture, classes and width (1 unless --widen-factor said otherwise)
+        return f"{m['arch']} with {m['num_classes']} classes" + (
+            f" at --widen-factor {m['widen_factor']:g}" if m.get("widen_factor", 1) != 1 else "")
+    if shape(ckpt) != shape(meta):
+        raise SystemExit(f"{path} holds {shape(ckpt)}; this run asks for {shape(meta)}: use another --out")
     if (ckpt["split"], ckpt["val_groups"]) != (meta["split"], meta["val_groups"]):
         raise SystemExit(f"{path} was trained on split {ckpt['split']} with --val-groups {ckpt['val_groups']}; "
                          f"this run asks for split {meta['split']} with --val-groups {meta['val_groups']}: "

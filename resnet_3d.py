@@ -8,8 +8,9 @@ Usage:
 
 Attribute names match Hara's code exactly, so his checkpoints load strictly. Unlike the assignment's
 listing: avgpool is adaptive (any clip length / frame size), forward has no torch.no_grad(),
-`layer4_blocks` skips the last layer4 blocks as the assignment's manual forward does, and
-get_fine_tuning_parameters is fixed.
+`layer4_blocks` skips the last layer4 blocks as the assignment's manual forward does,
+get_fine_tuning_parameters is fixed, and `widen_factor` (from Hara's later code) scales every
+layer's channels for small models trained from scratch (the Kinetics weights need 1.0).
 """
 import os
 import pickle
@@ -86,32 +87,37 @@ class Bottleneck(nn.Module):
         return self.relu(out + residual)
 
 
+BLOCK_WIDTHS = (64, 128, 256, 512)  # channels of conv1/layer1 .. layer4 at widen_factor 1
+
+
 class ResNet(nn.Module):
     """3D ResNet. Input `(B, 3, T, H, W)`; T and H, W are divided by 16 and 32 (rounded up) before
     pooling, so any T >= 1 and H, W >= 1 work; the pretrained weights expect T >= 16, H = W = 112
     or more. `sample_size` and `sample_duration` are accepted for compatibility with the assignment
     and ignored: the average pool adapts to the input. `layer4_blocks` (None = all) is how many
-    layer4 blocks forward runs; skipped blocks stay in the state_dict so checkpoints load strictly."""
+    layer4 blocks forward runs; skipped blocks stay in the state_dict so checkpoints load strictly.
+    `widen_factor` multiplies the channels of conv1 and every layer (`BLOCK_WIDTHS`)."""
 
     def __init__(self, block, layers, sample_size=None, sample_duration=None, shortcut_type="B",
-                 num_classes=400, layer4_blocks=None):
+                 num_classes=400, layer4_blocks=None, widen_factor=1.0):
         super().__init__()
+        widths = [int(w * widen_factor) for w in BLOCK_WIDTHS]
         if shortcut_type not in ("A", "B"):
             raise ValueError(f"shortcut_type must be 'A' or 'B', got {shortcut_type!r}")
         if layer4_blocks is not None and not 1 <= layer4_blocks <= layers[3]:
             raise ValueError(f"layer4_blocks must be None or in 1..{layers[3]}, got {layer4_blocks}")
         self.layer4_blocks = layer4_blocks
-        self.inplanes = 64
-        self.conv1 = nn.Conv3d(3, 64, kernel_size=7, stride=(1, 2, 2), padding=(3, 3, 3), bias=False)
-        self.bn1 = nn.BatchNorm3d(64)
+        self.inplanes = widths[0]
+        self.conv1 = nn.Conv3d(3, widths[0], kernel_size=7, stride=(1, 2, 2), padding=(3, 3, 3), bias=False)
+        self.bn1 = nn.BatchNorm3d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool3d(kernel_size=(3, 3, 3), stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0], shortcut_type)
-        self.layer2 = self._make_layer(block, 128, layers[1], shortcut_type, stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], shortcut_type, stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], shortcut_type, stride=2)
+        self.layer1 = self._make_layer(block, widths[0], layers[0], shortcut_type)
+        self.layer2 = self._make_layer(block, widths[1], layers[1], shortcut_type, stride=2)
+        self.layer3 = self._make_layer(block, widths[2], layers[2], shortcut_type, stride=2)
+        self.layer4 = self._make_layer(block, widths[3], layers[3], shortcut_type, stride=2)
         self.avgpool = nn.AdaptiveAvgPool3d(1)
-        self.fc = nn.Linear(512 * block.expansion, num_classes)
+        self.fc = nn.Linear(widths[3] * block.expansion, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -135,7 +141,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def features(self, x):
-        """`(B, 3, T, H, W)` -> pooled features `(B, 512 * expansion)` (2048 for resnet50)."""
+        """`(B, 3, T, H, W)` -> pooled features `(B, 512 * widen_factor * expansion)` (2048 for resnet50)."""
         h = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         h = self.layer3(self.layer2(self.layer1(h)))
         for block in list(self.layer4)[:self.layer4_blocks]:

@@ -55,7 +55,8 @@ def model_from_checkpoint(ckpt: dict) -> engine.FineTune:
     """Rebuild the trained network of a checkpoint (eval mode, on CPU)."""
     if ckpt["kind"] == "3d":
         import resnet_3d
-        model = resnet_3d.build(ckpt["arch"], num_classes=ckpt["num_classes"], layer4_blocks=ckpt.get("layer4_blocks"))
+        model = resnet_3d.build(ckpt["arch"], num_classes=ckpt["num_classes"], layer4_blocks=ckpt.get("layer4_blocks"),
+                                widen_factor=ckpt.get("widen_factor", 1.0))
     else:
         import torchvision
         model = getattr(torchvision.models, ckpt["arch"])(weights=None, num_classes=ckpt["num_classes"])
@@ -131,7 +132,8 @@ def model_attrs(ckpt: dict, checkpoint: str) -> dict:
     train = ckpt.get("args", {})
     about = {"checkpoint": os.path.abspath(checkpoint), "epochs": ckpt["epoch"], "frames": ckpt["frames"],
              "train_from": ckpt.get("train_from"), "layer4_blocks": ckpt.get("layer4_blocks"),
-             "preprocess": ckpt.get("preprocess"), "lr": train.get("lr"), "batch_size": train.get("batch_size"),
+             "widen_factor": ckpt.get("widen_factor"), "preprocess": ckpt.get("preprocess"), "lr": train.get("lr"),
+             "batch_size": train.get("batch_size"),
              "pretrained": train.get("weights", train.get("kinetics_checkpoint"))}
     return {k: v for k, v in about.items() if v is not None}
 

@@ -37,6 +37,8 @@ def parse_args(argv=None):
                    help="layer4 blocks used: 1 (assignment: skip layer4[1:]) up to 3 (all)")
     p.add_argument("--train-from", default="layer4.0",
                    help="first trained block: layer4.0 (assignment), layer4, layer3, ..., all; fc alone: fc")
+    p.add_argument("--widen-factor", type=float, default=1.0,
+                   help="channels of every layer times this (from scratch only: the Kinetics weights need 1)")
     p.add_argument("--preprocess", choices=["assignment", "hara"], default="assignment",
                    help="input normalisation: Kinetics mean/std (assignment) or the checkpoint's own")
     p.add_argument("--size", type=int, default=224, help="input height and width")
@@ -55,10 +57,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def kinetics_resnet(arch, checkpoint, num_classes, layer4_blocks):
+def kinetics_resnet(arch, checkpoint, num_classes, layer4_blocks, widen_factor=1.0):
     """Hara's 3D ResNet with its Kinetics weights (or none: random init), fc -> num_classes."""
     if checkpoint == "none":
-        return resnet_3d.build(arch, num_classes=num_classes, layer4_blocks=layer4_blocks)
+        return resnet_3d.build(arch, num_classes=num_classes, layer4_blocks=layer4_blocks, widen_factor=widen_factor)
+    if widen_factor != 1:
+        raise SystemExit(f"--widen-factor {widen_factor:g}: the Kinetics weights are of width 1; a wider or "
+                         f"narrower model trains from scratch (--kinetics-checkpoint none)")
     if not os.path.isfile(checkpoint):  # the default name, when it was never downloaded
         raise SystemExit(f"--kinetics-checkpoint {checkpoint}: file not found; download Hara et "
                          f"al.'s resnet-50-kinetics.pth and pass --kinetics-checkpoint PATH, or train from "
@@ -90,14 +95,14 @@ def main(args):
 
     # model: Kinetics 3D ResNet, fc -> len(class_list), layer4[--layer4-blocks:] dropped; layers before
     # --train-from frozen
-    model = kinetics_resnet(args.arch, args.kinetics_checkpoint, len(class_list), args.layer4_blocks)
+    model = kinetics_resnet(args.arch, args.kinetics_checkpoint, len(class_list), args.layer4_blocks, args.widen_factor)
     net = engine.FineTune(model, args.train_from, args.layer4_blocks)
     model, params = engine.place(net, device, world)  # model: what to call (DDP under torchrun); net: inside it
     optimizer = torch.optim.Adam(params, lr=args.lr)
     meta = {"kind": "3d", "arch": args.arch, "num_classes": len(class_list),
             "class_list": [str(c) for c in class_list], "size": args.size, "frames": args.frames,
             "train_from": args.train_from, "layer4_blocks": args.layer4_blocks, "preprocess": args.preprocess,
-            "split": args.split, "val_groups": args.val_groups}
+            "widen_factor": args.widen_factor, "split": args.split, "val_groups": args.val_groups}
     if rank == 0:
         print(f"3d {args.arch}: {len(train_set)} train / {len(test_set)} test videos, "
               f"{len(class_list)} classes, {sum(p.numel() for p in params):,} trained parameters, device "

@@ -389,6 +389,19 @@ def test_kinetics_checkpoint_missing_or_other_arch(toy_root, tmp_path):
     torch.save({"arch": "resnet-10", "state_dict": {f"module.{k}": v for k, v in state.items()}}, other)
     fails(train_3d, argv + ["--arch", "resnet18", "--kinetics-checkpoint", other],
           other, "does not fit resnet18", "--arch resnet10")
+    # the Kinetics weights are of width 1: a narrower model is refused before any file is read
+    fails(train_3d, argv + ["--widen-factor", 0.5, "--kinetics-checkpoint", other],
+          "--widen-factor 0.5", "--kinetics-checkpoint none")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_resume_refuses_another_width(toy_root, tmp_path):
+    argv = ["--data-root", toy_root, *TD, "--workers", 0, "--epochs", 1, "--out", tmp_path / "run"]
+    run(train_3d, argv + ["--widen-factor", 0.5])
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    fails(train_3d, argv + ["--epochs", 2, "--resume"], tmp_path / "run" / "checkpoint.pt",
+          "at --widen-factor 0.5", "use another --out")
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before  # the finished epoch is kept
 
 
 # ----------------------------------------------------------------------------- set-up mistakes

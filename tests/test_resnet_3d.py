@@ -157,3 +157,23 @@ def test_get_fine_tuning_parameters():
 
     assert len(resnet_3d.get_fine_tuning_parameters(model, 0)[0]["params"]) == len(before)
     assert len(resnet_3d.get_fine_tuning_parameters(model, 5)[0]["params"]) == 2  # fc only
+
+
+@pytest.mark.parametrize("widen", [0.5, 0.25])
+def test_widen_factor_scales_every_layer(widen):
+    """widen_factor multiplies the channels of conv1 and every layer (Hara's later code): resnet10 at
+    0.5 has 32 / 64 / 128 / 256 channels, and the parameter count by hand."""
+    c = [int(w * widen) for w in (64, 128, 256, 512)]
+    model = resnet_3d.build("resnet10", num_classes=7, widen_factor=widen)
+    assert model.conv1.weight.shape == (c[0], 3, 7, 7, 7)
+    assert [model.layer4[0].conv2.weight.shape[0], model.fc.in_features] == [c[3], c[3]]
+    # conv1 + bn1; per layer one BasicBlock (two 3x3x3 convs + two BNs) and, from layer2, a 1x1x1
+    # downsample conv + BN (shortcut B); fc
+    expected = 3 * 343 * c[0] + 2 * c[0]
+    for i, ch in enumerate(c):
+        cin = c[max(i - 1, 0)]
+        expected += 27 * cin * ch + 27 * ch * ch + 4 * ch + ((cin * ch + 2 * ch) if i else 0)
+    expected += c[3] * 7 + 7
+    assert sum(p.numel() for p in model.parameters()) == expected
+    x = torch.randn(2, 3, 16, 32, 32)
+    assert model(x).shape == (2, 7)
