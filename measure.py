@@ -40,6 +40,7 @@ MODEL_KEYS = ["2D train", "3D train", "2D test frames", "3D test windows", "3D t
 SAME_WORK = (("uint8 clip", 16), ("uint8 frame", 1))
 NO_AUG = hf.Augment()
 JOBS = 240  # pre-drawn (video, frames) pairs, cycled through by every format and peer in the same order
+SHORT_VIDEO = 40  # frames of a short test video: the rehearsal's median length (UCF-101's median 165 / 4)
 EXACT_STARTS = 12  # clip starts per video in the frame-exactness check (4 with --quick), spread evenly
 
 
@@ -397,8 +398,8 @@ def measure_pipeline(R, sets, args, device, save):
 def model_case(args, device, name, kind, batch, frames, mode="train", amp=True, channels_last=True, compile_=False):
     """One set-up's seconds per step, items/s and FLOPs. mode "train": uint8 (B, T, S, S, 3) on the device
     -> normalize -> FineTune -> loss -> backward -> Adam. Else one uint8 video (T, S, S, 3), pinned on the
-    host as the loader hands it over, through scoring.frame_logits ("frames") or
-    scoring.window_logits ("windows" / "full")."""
+    host as the loader hands it over, through scoring.logits_of: its frames ("frames") or its
+    scoring.window_inputs ("windows" / "full")."""
     S, gpu, train = args.size, device.type == "cuda", mode == "train"
     net, opt = model_setup(args, device, kind, train, channels_last)
     mean, std = engine.input_stats({"kind": kind})
@@ -420,9 +421,9 @@ def model_case(args, device, name, kind, batch, frames, mode="train", amp=True, 
 
         def step(m):
             with torch.inference_mode(), cast():
-                if mode == "frames":
-                    return scoring.frame_logits(m, video, device, mean, std, batch)
-                return scoring.window_logits(m, video, device, mean, std, mode, A["clip"], A["stride"], batch)
+                x = video if mode == "frames" else scoring.window_inputs(video.to(device, non_blocking=True), mode,
+                                                                         A["clip"], A["stride"])
+                return scoring.logits_of(m, x, device, mean, std, batch)
     with FlopCounterMode(display=False) as fc:  # on CPU also the warm-up
         step(net)
     fwd = torch.compile(net) if compile_ else net
@@ -442,13 +443,21 @@ def model_case(args, device, name, kind, batch, frames, mode="train", amp=True, 
 
 
 def model_plan(args, device):
-    """(name, model_case kwargs): the assignment's set-ups (smaller batches and videos on CPU); levers on GPU."""
+    """(name, model_case kwargs): the assignment's set-ups (smaller batches and videos on CPU); levers:
+    short test videos batched, and on GPU dtype, memory format, cudnn.benchmark and torch.compile."""
     gpu, T = device.type == "cuda", A["video_frames"] if device.type == "cuda" else 32
     b2, b3 = (100, 32) if gpu else (4, 2) if args.quick else (8, 2)
     cases = [dict(kind="single_frame", batch=b2, frames=1), dict(kind="3d", batch=b3, frames=16),
              dict(kind="single_frame", batch=200 if gpu else T, frames=T, mode="frames"),
              dict(kind="3d", batch=32, frames=T, mode="windows"), dict(kind="3d", batch=1, frames=T, mode="full")]
-    levers = [] if not gpu else [
+    # test scripts: one short video's frames / windows alone against short videos batched together
+    # (scoring.score_videos batches them up to the forward pass's size); items/s side by side
+    short, n_windows = SHORT_VIDEO, 32
+    levers = [("2D test one short video", dict(cases[2], batch=200, frames=short)),
+              ("2D test short videos batched", dict(cases[2], batch=200, frames=200)),
+              ("3D test one short video", dict(cases[3], frames=short)),
+              ("3D test short videos batched", dict(cases[3], frames=A["clip"] + (n_windows - 1) * A["stride"]))]
+    levers += [] if not gpu else [
         ("3D train fp32", dict(cases[1], amp=False)), ("3D train contiguous", dict(cases[1], channels_last=False)),
         ("3D train no cudnn.benchmark", dict(cases[1], benchmark=False)),
         ("2D train fp32", dict(cases[0], amp=False)), ("2D train contiguous", dict(cases[0], channels_last=False)),

@@ -63,10 +63,10 @@ def video_scores(name, ckpt, net, frames, device):
     video = torch.from_numpy(hf.apply_augment(frames, hf.Augment(), ckpt["size"]))  # (T, size, size, 3)
     mean, std = engine.input_stats(ckpt)
     if name == "single_frame":
-        logits = scoring.frame_logits(net, video, device, mean, std, scoring.FRAME_BATCH)
+        logits = scoring.logits_of(net, video, device, mean, std, scoring.FRAME_BATCH)
     else:
-        logits = scoring.window_logits(net, video, device, mean, std, scoring.MODE, ckpt["frames"], scoring.STRIDE,
-                                       scoring.WINDOW_BATCH)
+        windows = scoring.window_inputs(video, scoring.MODE, ckpt["frames"], scoring.STRIDE)
+        logits = scoring.logits_of(net, windows, device, mean, std, scoring.WINDOW_BATCH)
     return metrics.aggregate(logits.float().cpu().numpy(), scoring.AVERAGE)
 
 

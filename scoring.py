@@ -64,10 +64,11 @@ def model_from_checkpoint(ckpt: dict) -> engine.FineTune:
     return engine.FineTune(model, "fc", ckpt.get("layer4_blocks")).eval()
 
 
-def frame_logits(net, video, device, mean, std, batch_size: int):
-    """uint8 (T, H, W, 3) -> logits (T, C), `batch_size` frames at a time."""
+def logits_of(net, inputs: torch.Tensor, device, mean, std, batch_size: int) -> torch.Tensor:
+    """uint8 model inputs, frames (N, H, W, 3) or clips (N, T, H, W, 3) -> logits (N, C), `batch_size`
+    inputs a forward pass."""
     return torch.cat([net(hf.normalize(chunk.to(device, non_blocking=True), mean, std))
-                      for chunk in video.split(batch_size)])
+                      for chunk in inputs.split(batch_size)])
 
 
 def window_starts(n_frames: int, frames: int, stride: int) -> list:
@@ -78,51 +79,71 @@ def window_starts(n_frames: int, frames: int, stride: int) -> list:
     return starts
 
 
-def window_logits(net, video, device, mean, std, mode: str, frames: int, stride: int, batch_size: int):
-    """uint8 (T, H, W, 3) -> logits (n_windows, C) (mode "windows") or (1, C) (mode "full": the whole
-    video through the network at once). A video shorter than `frames` is looped, as in training."""
-    video = video.to(device, non_blocking=True)
+def window_inputs(video: torch.Tensor, mode: str, frames: int, stride: int) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> the 3D model's inputs: its `frames`-long windows every `stride` frames
+    (n_windows, frames, H, W, 3) (mode "windows"), or the whole video (1, T, H, W, 3) (mode "full"). A
+    video shorter than `frames` is looped, as in training."""
     if len(video) < frames:
         video = video[torch.arange(frames) % len(video)]
     if mode == "full":
-        return net(hf.normalize(video[None], mean, std))
-    out, starts = [], window_starts(len(video), frames, stride)
-    for i in range(0, len(starts), batch_size):
-        clips = torch.stack([video[s:s + frames] for s in starts[i:i + batch_size]])
-        out.append(net(hf.normalize(clips, mean, std)))
-    return torch.cat(out)
+        return video[None]
+    return torch.stack([video[s:s + frames] for s in window_starts(len(video), frames, stride)])
 
 
-def score_videos(loader, video_logits, device, out: str, paths, todo: list, scores, labels, attrs: dict,
-                 average: str) -> dict:
-    """Score the videos `loader` yields (an hf.VideoDataset of paths[todo], one video a batch):
-    video_logits(view) maps uint8 (T, S, S, 3) to logits (n, C); every view's rows are averaged together,
-    like frames or windows. Each video's logits are saved to its prediction file and its aggregated
-    scores (C,) written into `scores` (N, C), so memory stays flat over thousands of videos. A video
-    that fails to decode is listed and keeps a NaN row (counted wrong). Returns {path: error}."""
+def score_videos(loader, inputs, forward, batch_size: int, device, out: str, paths, todo: list, scores, labels,
+                 attrs: dict, average: str) -> dict:
+    """Score the videos `loader` yields (an hf.VideoDataset of paths[todo], one video a batch).
+    inputs(view) maps a view, uint8 (T, S, S, 3), to its model inputs (n, ...) (frames or windows), and
+    forward(x) maps at most `batch_size` inputs to logits (n, C). Short videos' inputs are batched
+    together, up to `batch_size` (a batch of one 40-frame video keeps a CPU several times below its
+    speed); a longer video is scored alone, `batch_size` inputs at a time. Every view's rows are averaged
+    together, like frames or windows. Each video's logits are saved to its prediction file and its
+    aggregated scores (C,) written into `scores` (N, C), so memory stays flat over thousands of videos.
+    A video that fails to decode is listed and keeps a NaN row (counted wrong). Returns {path: error}."""
     failed, hits, done = {}, np.zeros(len(engine.TOP_K)), 0
-    bar = tqdm(loader, desc="test videos", dynamic_ncols=True)
-    with torch.inference_mode():
-        for batch in bar:
-            for path, err in batch["failed"]:
-                failed[path] = err
-                tqdm.write(f"FAILED (counted wrong) {err}")
-            if len(batch["label"]) == 0:
-                continue
-            i = todo[batch["index"][0].item()]
-            try:
-                with engine.autocast(device):
-                    logits = torch.cat([video_logits(view) for view in batch["video"][0]]).float().cpu().numpy()
-            except torch.cuda.OutOfMemoryError:
-                raise SystemExit(f"CUDA out of memory on {paths[i]} ({batch['video'].shape[2]} frames): try a "
-                                 f"smaller --batch-size (test_3d.py: or --mode windows); the {done} videos "
-                                 f"scored so far are saved in {out} and a rerun skips them") from None
-            predictions.save_video(predictions.video_file(out, paths[i]), logits, attrs)
-            scores[i] = metrics.aggregate(logits, average)
+    pending = []  # (index into paths, its inputs) of the videos not scored yet
+    bar = tqdm(total=len(todo), desc="test videos", dynamic_ncols=True)
+
+    def score_pending():
+        nonlocal hits, done
+        x = torch.cat([x for _, x in pending])
+        try:
+            with engine.autocast(device):
+                logits = torch.cat([forward(chunk) for chunk in x.split(batch_size)]).float().cpu().numpy()
+        except torch.cuda.OutOfMemoryError:
+            raise SystemExit(f"CUDA out of memory on {', '.join(paths[i] for i, _ in pending)} ({len(x)} inputs "
+                             f"of {tuple(x.shape[1:])}): try a smaller --batch-size (test_3d.py: or --mode "
+                             f"windows); the {done} videos scored so far are saved in {out} and a rerun "
+                             f"skips them") from None
+        rows = np.cumsum([len(x) for _, x in pending])[:-1]
+        for (i, _), video_logits in zip(pending, np.split(logits, rows)):
+            predictions.save_video(predictions.video_file(out, paths[i]), video_logits, attrs)
+            scores[i] = metrics.aggregate(video_logits, average)
             top = np.argsort(-scores[i])[:max(engine.TOP_K)]
             hits += [labels[i] in top[:k] for k in engine.TOP_K]
             done += 1
-            bar.set_postfix_str("running top1/5/10 %.3f/%.3f/%.3f" % tuple(hits / done))
+        bar.update(len(pending))
+        bar.set_postfix_str("running top1/5/10 %.3f/%.3f/%.3f" % tuple(hits / done))
+        pending.clear()
+
+    with torch.inference_mode():
+        for batch in loader:
+            for path, err in batch["failed"]:
+                failed[path] = err
+                bar.update(1)
+                tqdm.write(f"FAILED (counted wrong) {err}")
+            if len(batch["label"]) == 0:
+                continue
+            x = torch.cat([inputs(view) for view in batch["video"][0]])
+            # batched with the videos before it while they fit and have inputs of its shape (mode
+            # "full": its own length)
+            if pending and (sum(len(p) for _, p in pending) + len(x) > batch_size
+                            or x.shape[1:] != pending[0][1].shape[1:]):
+                score_pending()
+            pending.append((todo[batch["index"][0].item()], x))
+        if pending:
+            score_pending()
+    bar.close()
     return failed
 
 

@@ -70,10 +70,12 @@ def main(args):
 
     dataset = hf.VideoDataset(paths[todo], labels[todo], size=ckpt["size"], crops=args.crops, flip=args.flip)
     loader = hf.make_loader(dataset, 1, False, args.workers, args.seed)
-    def logits(view):  # uint8 (T, S, S, 3) -> (windows, C), or (1, C) in full mode
-        return scoring.window_logits(net, view, device, mean, std, args.mode, ckpt["frames"], args.stride,
-                                     args.batch_size)
-    failed = scoring.score_videos(loader, logits, device, args.out, paths, todo, scores, labels, attrs, args.average)
+    def windows(view):  # uint8 (T, S, S, 3) -> (windows, frames, S, S, 3), or (1, T, S, S, 3) in full mode
+        return scoring.window_inputs(view.to(device, non_blocking=True), args.mode, ckpt["frames"], args.stride)
+    def forward(x):  # at most --batch-size windows -> logits (windows, C)
+        return scoring.logits_of(net, x, device, mean, std, args.batch_size)
+    failed = scoring.score_videos(loader, windows, forward, args.batch_size, device, args.out, paths, todo, scores,
+                                  labels, attrs, args.average)
 
     summary = metrics.summarize(scores, labels, class_list)
     predictions.save_run(args.out, paths, labels, scores, class_list, summary, failed,

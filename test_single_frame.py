@@ -63,9 +63,10 @@ def main(args):
 
     dataset = hf.VideoDataset(paths[todo], labels[todo], size=ckpt["size"], crops=args.crops, flip=args.flip)
     loader = hf.make_loader(dataset, 1, False, args.workers, args.seed)
-    def logits(view):  # uint8 (T, S, S, 3) -> (T, C): every frame
-        return scoring.frame_logits(net, view, device, mean, std, args.batch_size)
-    failed = scoring.score_videos(loader, logits, device, args.out, paths, todo, scores, labels, attrs, args.average)
+    def forward(frames):  # at most --batch-size frames (n, S, S, 3) -> logits (n, C)
+        return scoring.logits_of(net, frames, device, mean, std, args.batch_size)
+    failed = scoring.score_videos(loader, lambda view: view, forward, args.batch_size, device, args.out, paths,
+                                  todo, scores, labels, attrs, args.average)
 
     summary = metrics.summarize(scores, labels, class_list)
     predictions.save_run(args.out, paths, labels, scores, class_list, summary, failed,

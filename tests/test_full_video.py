@@ -336,3 +336,38 @@ def test_load_and_fuse_ucf101_sized_predictions(tmp_path):
     expected = special.log_softmax(0.5 * scores["a"].astype(np.float64) + 0.5 * scores["b"], axis=1)
     keep = np.arange(n) != 5
     np.testing.assert_allclose(fused[keep], expected[keep], atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", [test_single_frame, test_3d])
+def test_short_videos_batched_together_score_as_each_alone(toy_root, ckpts, tmp_path, monkeypatch, script):
+    """The toy's test videos (12-28 frames) are far below a forward pass's 200 frames / 32 windows, so
+    score_videos batches several videos together; each video's saved logits must still be its own,
+    the network run on that video alone (its frames decoded, resized and normalised here, windows cut
+    by hand)."""
+    import torch
+
+    import engine
+    calls = []
+    real = scoring.logits_of
+    monkeypatch.setattr(scoring, "logits_of", lambda net, x, *a: calls.append(len(x)) or real(net, x, *a))
+    kind = "single_frame" if script is test_single_frame else "3d"
+    out = run_test(script, toy_root, ckpts[kind], tmp_path / "run")
+    _, paths, _ = split_test_list(toy_root)
+    rows = []  # each video's frames or windows
+    ckpt = engine.load_checkpoint(ckpts[kind], kind)
+    net = scoring.model_from_checkpoint(ckpt)
+    mean, std = engine.input_stats(ckpt)
+    for p in paths:
+        frames = torch.from_numpy(hf.apply_augment(video_io.read_frames(p), hf.Augment(), ckpt["size"]))
+        if kind == "3d":
+            looped = frames[[i % len(frames) for i in range(max(len(frames), 16))]]
+            n = len(looped)
+            starts = sorted({*range(0, n - 16 + 1, 8), n - 16})
+            frames = torch.stack([looped[s:s + 16] for s in starts])
+        with torch.inference_mode():
+            alone = net(hf.normalize(frames, mean, std)).numpy()
+        np.testing.assert_allclose(saved_logits(out, p)[0], alone, rtol=1e-4, atol=1e-4)
+        rows.append(len(alone))
+    # batched: fewer forward passes than videos, and one of them larger than any video alone
+    assert len(calls) < len(paths) and max(calls) > max(rows)
