@@ -140,7 +140,8 @@ def methods(results):
         a = results.get("attrs", {}).get(k, {})
         trained = (f"trained for {a['epochs']} epoch{'s' if a['epochs'] != 1 else ''}" if "epochs" in a else "") + (
             f" from {a['train_from']}" if "train_from" in a else "") + (
-            f" (layer4 blocks kept: {a['layer4_blocks']})" if a.get("layer4_blocks") else "")
+            f" (layer4 blocks kept: {a['layer4_blocks']})" if a.get("layer4_blocks") else "") + (
+            f", channels x{a['widen_factor']:g}" if a.get("widen_factor", 1) != 1 else "")
         hyper = ", ".join(f"{n} {a[key]}" for key, n in (("lr", "Adam lr"), ("batch_size", "batch"),
                                                         ("pretrained", "initial weights")) if key in a)
         if k == "single_frame":

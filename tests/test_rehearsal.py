@@ -155,6 +155,11 @@ def test_rehearsal_report_pages(rehearsal):
     methods = md.split("## Methods")[1].split("##")[0]
     assert "split 1" in methods and "trained for 1 epoch from all" in methods
     assert "16-frame windows every 8 frames" in methods and "checkpoint" in methods
+    # the 3D model trains at half width (32 conv1 channels, Hara's 64 x 0.5), and the methods say so
+    import torch
+    ckpt = torch.load(rehearsal["run"] / "3d" / "checkpoint.pt", weights_only=True, map_location="cpu")
+    assert ckpt["model"]["conv1.weight"].shape[0] == 32 and ckpt["model"]["fc.weight"].shape == (101, 256)
+    assert methods.count("channels x0.5") == 1 and "3D (ResNet-10)" in methods.split("channels x0.5")[0]
 
 
 @pytest.mark.slow
