@@ -452,11 +452,12 @@ def model_plan(args, device):
              dict(kind="3d", batch=32, frames=T, mode="windows"), dict(kind="3d", batch=1, frames=T, mode="full")]
     # test scripts: one short video's frames / windows alone against short videos batched together
     # (scoring.score_videos batches them up to the forward pass's size); items/s side by side
-    short, n_windows = SHORT_VIDEO, 32
-    levers = [("2D test one short video", dict(cases[2], batch=200, frames=short)),
-              ("2D test short videos batched", dict(cases[2], batch=200, frames=200)),
-              ("3D test one short video", dict(cases[3], frames=short)),
-              ("3D test short videos batched", dict(cases[3], frames=A["clip"] + (n_windows - 1) * A["stride"]))]
+    frames, windows = scoring.FRAME_BATCH, scoring.WINDOW_BATCH  # the test scripts' forward pass
+    levers = [("2D test one short video", dict(cases[2], batch=frames, frames=SHORT_VIDEO)),
+              ("2D test short videos batched", dict(cases[2], batch=frames, frames=frames)),
+              ("3D test one short video", dict(cases[3], batch=windows, frames=SHORT_VIDEO)),
+              ("3D test short videos batched", dict(cases[3], batch=windows,
+                                                    frames=A["clip"] + (windows - 1) * A["stride"]))]
     levers += [] if not gpu else [
         ("3D train fp32", dict(cases[1], amp=False)), ("3D train contiguous", dict(cases[1], channels_last=False)),
         ("3D train no cudnn.benchmark", dict(cases[1], benchmark=False)),

@@ -94,9 +94,9 @@ def score_videos(loader, inputs, forward, batch_size: int, device, out: str, pat
                  attrs: dict, average: str) -> dict:
     """Score the videos `loader` yields (an hf.VideoDataset of paths[todo], one video a batch).
     inputs(view) maps a view, uint8 (T, S, S, 3), to its model inputs (n, ...) (frames or windows), and
-    forward(x) maps at most `batch_size` inputs to logits (n, C). Short videos' inputs are batched
-    together, up to `batch_size` (a batch of one 40-frame video keeps a CPU several times below its
-    speed); a longer video is scored alone, `batch_size` inputs at a time. Every view's rows are averaged
+    forward(x) maps inputs to logits (n, C), `batch_size` a forward pass (logits_of). Short videos'
+    inputs are batched together, up to `batch_size` (a batch of one 40-frame video keeps a CPU several
+    times below its speed); a longer video is scored alone. Every view's rows are averaged
     together, like frames or windows. Each video's logits are saved to its prediction file and its
     aggregated scores (C,) written into `scores` (N, C), so memory stays flat over thousands of videos.
     A video that fails to decode is listed and keeps a NaN row (counted wrong). Returns {path: error}."""
@@ -106,16 +106,16 @@ def score_videos(loader, inputs, forward, batch_size: int, device, out: str, pat
 
     def score_pending():
         nonlocal hits, done
-        x = torch.cat([x for _, x in pending])
+        batch_inputs = torch.cat([v for _, v in pending])
         try:
             with engine.autocast(device):
-                logits = torch.cat([forward(chunk) for chunk in x.split(batch_size)]).float().cpu().numpy()
+                logits = forward(batch_inputs).float().cpu().numpy()
         except torch.cuda.OutOfMemoryError:
-            raise SystemExit(f"CUDA out of memory on {', '.join(paths[i] for i, _ in pending)} ({len(x)} inputs "
-                             f"of {tuple(x.shape[1:])}): try a smaller --batch-size (test_3d.py: or --mode "
-                             f"windows); the {done} videos scored so far are saved in {out} and a rerun "
+            raise SystemExit(f"CUDA out of memory on {', '.join(paths[i] for i, _ in pending)} ({len(batch_inputs)} "
+                             f"inputs of {tuple(batch_inputs.shape[1:])}): try a smaller --batch-size (test_3d.py: "
+                             f"or --mode windows); the {done} videos scored so far are saved in {out} and a rerun "
                              f"skips them") from None
-        rows = np.cumsum([len(x) for _, x in pending])[:-1]
+        rows = np.cumsum([len(v) for _, v in pending])[:-1]
         for (i, _), video_logits in zip(pending, np.split(logits, rows)):
             predictions.save_video(predictions.video_file(out, paths[i]), video_logits, attrs)
             scores[i] = metrics.aggregate(video_logits, average)

@@ -72,7 +72,7 @@ def main(args):
     loader = hf.make_loader(dataset, 1, False, args.workers, args.seed)
     def windows(view):  # uint8 (T, S, S, 3) -> (windows, frames, S, S, 3), or (1, T, S, S, 3) in full mode
         return scoring.window_inputs(view.to(device, non_blocking=True), args.mode, ckpt["frames"], args.stride)
-    def forward(x):  # at most --batch-size windows -> logits (windows, C)
+    def forward(x):  # windows -> logits (windows, C), --batch-size a pass
         return scoring.logits_of(net, x, device, mean, std, args.batch_size)
     failed = scoring.score_videos(loader, windows, forward, args.batch_size, device, args.out, paths, todo, scores,
                                   labels, attrs, args.average)

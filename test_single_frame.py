@@ -63,7 +63,7 @@ def main(args):
 
     dataset = hf.VideoDataset(paths[todo], labels[todo], size=ckpt["size"], crops=args.crops, flip=args.flip)
     loader = hf.make_loader(dataset, 1, False, args.workers, args.seed)
-    def forward(frames):  # at most --batch-size frames (n, S, S, 3) -> logits (n, C)
+    def forward(frames):  # uint8 (n, S, S, 3) -> logits (n, C), --batch-size frames a pass
         return scoring.logits_of(net, frames, device, mean, std, args.batch_size)
     failed = scoring.score_videos(loader, lambda view: view, forward, args.batch_size, device, args.out, paths,
                                   todo, scores, labels, attrs, args.average)
