@@ -49,13 +49,13 @@ endif
 ifneq ($(words $(SPLITS)),1)
 demo: $(VENV)
 	set -e; for s in $(SPLITS); do $(MAKE) --no-print-directory demo SPLITS=$$s RUN=$(RUN)/split$$s; done
-	$(PY) splits_summary.py --runs $(foreach s,$(SPLITS),$(RUN)/split$(s)) --out $(RUN)/splits_summary.json
+	$(PY) -m tools.splits_summary --runs $(foreach s,$(SPLITS),$(RUN)/split$(s)) --out $(RUN)/splits_summary.json
 	$(PY) report/make_report.py --results $(RUN)/split$(firstword $(SPLITS))/combined --splits-summary $(RUN)/splits_summary.json --out report/report.pdf
 else
 demo: $(VENV)
 ifeq ($(DATA_ROOT),data/toy)
-	$(PY) make_toy_ucf101.py --out $(ROOT) --seed $(SEED) $(TOY_FLAGS)
-	$(PY) prepare_data.py --data-root $(ROOT)
+	$(PY) -m tools.make_toy_ucf101 --out $(ROOT) --seed $(SEED) $(TOY_FLAGS)
+	$(PY) -m tools.prepare_data --data-root $(ROOT)
 endif
 	$(PY) train_single_frame.py $(COMMON) $(SF_FLAGS) --val-groups $(VAL_GROUPS) --out $(RUN)/single_frame --resume
 	$(PY) train_3d.py $(COMMON) $(TD_FLAGS) --val-groups $(VAL_GROUPS) --out $(RUN)/3d --resume
@@ -74,7 +74,7 @@ endif
 # prints the three top-1/5/10 lines and each phase's wall time; REHEARSAL_FLAGS="--max-per-class 20" is quicker.
 REHEARSAL_FLAGS ?=
 rehearsal: $(VENV)
-	$(PY) rehearse.py --seed $(SEED) $(REHEARSAL_FLAGS)
+	$(PY) -m tools.rehearse --seed $(SEED) $(REHEARSAL_FLAGS)
 
 # ruff (configured in pyproject.toml) first: a lint error fails in seconds, not after the suite
 test: $(VENV)

@@ -26,8 +26,8 @@ import os
 import numpy as np
 
 import metrics
-import predictions
-from atomic import atomic_write
+import scoring
+from utils import atomic_write
 
 MODELS = ("single_frame", "3d", "fused")
 SWEEP_NOTE = "oracle: weights scored on the test set itself, optimistic, not a fair held-out result"
@@ -62,7 +62,7 @@ def fusion_weight(args, inputs):
     if "val_single_frame" not in inputs:
         return args.weight, {"weight": args.weight, "chosen_on": "fixed", "validation_videos": 0}
     vs = inputs["val_single_frame"]
-    vt = predictions.align(vs, inputs["val_3d"])
+    vt = scoring.align(vs, inputs["val_3d"])
     if len(vs.videos) == 0:
         raise ValueError(f"{vs.path} and {vt.path} hold no validation video")
     overlap = sorted(set(vs.videos) & set(inputs["single_frame"].videos))
@@ -175,13 +175,13 @@ def parse_args(argv=None):
 def main(args):
     if (args.val_single_frame is None) != (args.val_three_d is None):
         raise ValueError("--val-single-frame and --val-three-d go together: give both or neither")
-    sf = predictions.load_run(args.single_frame)
-    inputs = {"single_frame": sf, "3d": predictions.load_run(args.three_d)}
+    sf = scoring.load_run(args.single_frame)
+    inputs = {"single_frame": sf, "3d": scoring.load_run(args.three_d)}
     if args.val_single_frame:
-        inputs.update(val_single_frame=predictions.load_run(args.val_single_frame),
-                      val_3d=predictions.load_run(args.val_three_d))
+        inputs.update(val_single_frame=scoring.load_run(args.val_single_frame),
+                      val_3d=scoring.load_run(args.val_three_d))
     check_inputs(inputs)  # subsets and views first: they explain a mismatch better than the video sets
-    td = inputs["3d"] = predictions.align(sf, inputs["3d"])
+    td = inputs["3d"] = scoring.align(sf, inputs["3d"])
     weight, fusion = fusion_weight(args, inputs)
     class_list = [str(c) for c in sf.class_list]
     scores = {"single_frame": sf.scores, "3d": td.scores, "fused": metrics.fuse(sf.scores, td.scores, weight)}
@@ -241,4 +241,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    predictions.run_cli(main, parse_args, "combine_results.py")
+    scoring.run_cli(main, parse_args, "combine_results.py")

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import helperFunctions as hf
-from atomic import atomic_write
+from utils import atomic_write
 from video_io import check_data_root
 
 MIN_TRAIN_BATCH = 2  # BatchNorm in training mode needs two samples once layer4's maps are 1x1

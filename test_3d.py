@@ -16,7 +16,6 @@ import os
 import engine
 import helperFunctions as hf
 import metrics
-import predictions
 import scoring
 
 
@@ -64,7 +63,7 @@ def main(args):
              "average": args.average, "checkpoint_epoch": ckpt["epoch"],
              "size": ckpt["size"], "arch": ckpt["arch"], "split": args.split, "subset": args.subset,
              "val_groups": val_groups, "crops": args.crops, "flip": args.flip}
-    scores, todo = predictions.finished_scores(args.out, paths, len(class_list), attrs, args.average)
+    scores, todo = scoring.finished_scores(args.out, paths, len(class_list), attrs, args.average)
     print(f"{len(paths)} {args.subset} videos of split {args.split}: {len(paths) - len(todo)} already scored "
           f"in {args.out}, {len(todo)} to go", flush=True)
 
@@ -78,7 +77,7 @@ def main(args):
                                   labels, attrs, args.average)
 
     summary = metrics.summarize(scores, labels, class_list)
-    predictions.save_run(args.out, paths, labels, scores, class_list, summary, failed,
+    scoring.save_run(args.out, paths, labels, scores, class_list, summary, failed,
                          {**attrs, **scoring.model_attrs(ckpt, args.checkpoint)})
     scoring.print_results(summary, class_list, [hf.video_name(p) for p in paths if p in failed], args.subset, args.out)
     if summary["n_failed"] == len(paths):  # all-zero metrics are no result: say so with the exit status

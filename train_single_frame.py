@@ -18,7 +18,6 @@ import torch
 import torchvision
 
 import engine
-import gpu_decode
 import helperFunctions as hf
 
 
@@ -39,9 +38,6 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--decode", choices=["auto", "worker", "device"], default="auto",
-                   help="where training frames are decoded: in the loader processes (worker, any format) or "
-                        "on the GPU from the compact store (device); auto: device on a GPU when it can")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count()), help="data loading processes")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
@@ -96,15 +92,10 @@ def main(args):
     if args.val_groups and rank == 0:
         print(f"--val-groups {args.val_groups}: {len(val[0])} videos held out for validation, "
               f"training on the other {len(train_paths)}", flush=True)
-    decode = gpu_decode.choose_decode(args.decode, device, list(train_paths) + list(test[0]), frames=1)
-    dataset, collate = ((gpu_decode.JpegClipDataset, gpu_decode.collate_jpeg) if decode == "device"
-                        else (hf.ClipDataset, hf.collate))
-    train_set = dataset(train_paths, train_labels, augment=True, size=args.size, frames=1, seed=args.seed)
-    test_set = dataset(*test, augment=False, size=args.size, frames=1, seed=args.seed)
-    train_loader = hf.make_loader(train_set, args.batch_size, True, args.workers, args.seed, world, rank, collate)
-    test_loader = hf.make_loader(test_set, args.batch_size, False, args.workers, args.seed, world, rank, collate)
-    # on the device, batch k + 1 is decoded while the model trains on batch k
-    ahead = (lambda loader: gpu_decode.DeviceAhead(loader, device)) if decode == "device" else (lambda loader: loader)
+    train_set = hf.ClipDataset(train_paths, train_labels, augment=True, size=args.size, frames=1, seed=args.seed)
+    test_set = hf.ClipDataset(*test, augment=False, size=args.size, frames=1, seed=args.seed)
+    train_loader = hf.make_loader(train_set, args.batch_size, True, args.workers, args.seed, world, rank)
+    test_loader = hf.make_loader(test_set, args.batch_size, False, args.workers, args.seed, world, rank)
 
     # model: ImageNet ResNet, fc -> len(class_list); layers before --train-from frozen
     net = engine.FineTune(pretrained_resnet(args.arch, args.weights, len(class_list)), args.train_from)
@@ -116,7 +107,7 @@ def main(args):
     if rank == 0:
         print(f"single frame {args.arch}: {len(train_set)} train / {len(test_set)} test videos, "
               f"{len(class_list)} classes, {sum(p.numel() for p in params):,} trained parameters, device "
-              f"{device}, decoding in the {'loader workers' if decode == 'worker' else 'device'}"
+              f"{device}"
               f"{f', {world} processes' if world > 1 else ''}", flush=True)
 
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
@@ -128,9 +119,9 @@ def main(args):
         t0, failures.count = time.time(), 0
         train_loader.sampler.set_epoch(epoch)
         try:
-            tr = engine.train_one_epoch(model, optimizer, ahead(train_loader), device, mean, std, failures,
+            tr = engine.train_one_epoch(model, optimizer, train_loader, device, mean, std, failures,
                                         f"epoch {epoch + 1}/{args.epochs} train", rank)
-            te = engine.evaluate(model, ahead(test_loader), device, mean, std, failures, "test", rank)
+            te = engine.evaluate(model, test_loader, device, mean, std, failures, "test", rank)
         except torch.cuda.OutOfMemoryError:
             raise SystemExit(f"CUDA out of memory at batch size {args.batch_size}: try a smaller --batch-size or "
                              f"a later --train-from (trains fewer blocks); {engine.kept(ckpt_path, epoch)}") from None

@@ -20,7 +20,7 @@ import numpy as np
 import simplejpeg
 from av.video.reformatter import VideoReformatter
 
-from atomic import atomic_write
+from utils import atomic_write
 
 FORMATS = ("jpeg", "hdf5", "avi")  # the order in which copies of a video are looked for
 STORE_DIRS = {"jpeg": "UCF-101-jpeg", "hdf5": "UCF-101-hdf5", "avi": "UCF-101"}

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import video_io
+from tools import prepare_data
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-import prepare_data  # noqa: E402
-import video_io  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # Frame counts of the real clips, from ../shared/data/README.md.
@@ -143,10 +143,18 @@ def toy_root(tmp_path_factory):
     """A tiny toy UCF-101 made by make_toy_ucf101 once per session: 4 classes x 3 groups x 2 clips of
     12-28 frames at 80x60 (AVIs only); split 1 tests group 1 (8 videos, 3 under 16 frames).
     Shared by the whole session: do not modify it (copy it first)."""
-    import make_toy_ucf101
+    from tools import make_toy_ucf101
     root = tmp_path_factory.mktemp("toy_root") / "toy"
     make_toy_ucf101.make_toy(root, classes=4, groups=3, clips=2, frames=20, width=80, height=60, workers=1)
     return root
+
+
+def script_cmd(script, *argv):
+    """The command line a user types for a repo script: `python train_3d.py ...`, or for the tools
+    (folder tools/) `python -m tools.prepare_data ...`, run from the repository root."""
+    module = str(script).removesuffix(".py").replace("/", ".")
+    run = ["-m", module] if str(script).startswith(("tools/", "benchmarks/")) else [str(script)]
+    return [sys.executable, *run, *map(str, argv)]
 
 
 # Tiny training flags shared by the tests that only need *a* trained model (32x32, one epoch).

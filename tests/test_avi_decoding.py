@@ -16,8 +16,8 @@ import pytest
 from conftest import canonical_path
 
 import helperFunctions as hf
-import measure
 import video_io
+from benchmarks import measure
 
 N_FRAMES, W, H, GOP = 40, 80, 64, 12  # a GOP longer than one frame: inter frames, as in UCF-101
 

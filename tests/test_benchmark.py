@@ -3,17 +3,15 @@ No timing assertions (the machine is shared). Usage: pytest -q tests/test_benchm
 import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-import benchmark  # noqa: E402
-import measure  # noqa: E402
-import video_io  # noqa: E402
+import video_io
+from benchmarks import benchmark, measure
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def numbers(x):
@@ -44,7 +42,7 @@ def test_benchmark_tiny(tmp_path, capsys):
     assert {(r["format"], r["kind"]) for r in R["one_core"]} == {("avi", "seek"), ("avi", "decode all")} | \
         {(f, k) for f in ("jpeg", "hdf5", "avi") for k in ("loadFrame", "loadSequence", "uint8 clip, cold")} | \
         {(f, k) for f in {"jpeg", "hdf5", "avi"} | timed for k in ("uint8 clip", "uint8 frame")} | \
-        {("jpeg", k) for k in ("bytes for --decode device", "16 JPEGs, cv2.imdecode", "16 JPEGs, simplejpeg",
+        {("jpeg", k) for k in ("16 JPEGs, cv2.imdecode", "16 JPEGs, simplejpeg",
                                "16 JPEGs, simplejpeg fast")}
     assert [r["set"] for r in R["jpeg_decoder"]] == ["toy"]
     # the frame-exactness check: every toy AVI (MJPG, every frame a keyframe) by every decoder, all exact
@@ -53,7 +51,7 @@ def test_benchmark_tiny(tmp_path, capsys):
     assert all(r["clips"] == 4 and r["exact"] == r["clips"] for r in R["exactness"]), R["exactness"]
     # training fed by the real loader, both decode paths, next to the model alone
     assert {(r["kind"], r["decode"], r["copy_ahead"]) for r in R["pipeline"]} == \
-        {(k, d, a) for k in ("single_frame", "3d") for d, a in (("worker", False), ("worker", True), ("device", False))}
+        {(k, "worker", False) for k in ("single_frame", "3d")}
     assert set(R["derived"]["end_to_end"]) == {"single_frame", "3d"}
     assert len(R["seek"]) == 1
     assert [m["name"] for m in R["models"]] == benchmark.MODEL_KEYS

@@ -3,7 +3,6 @@ import importlib.util
 import json
 import os
 import re
-import sys
 
 import h5py
 import numpy as np
@@ -11,11 +10,11 @@ import pytest
 from scipy import special
 from sklearn.metrics import confusion_matrix, recall_score, top_k_accuracy_score
 
+import combine_results
+import metrics
+import scoring
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-import combine_results  # noqa: E402
-import metrics  # noqa: E402
-import predictions  # noqa: E402
 
 CLASSES = ["Archery", "Biking", "Diving", "Fencing", "Rowing", "YoYo"]  # YoYo has no test video
 MODELS = ("single_frame", "3d", "fused")
@@ -86,7 +85,7 @@ def preds_by_hand(scores):
 
 
 def test_load_predictions(fake):
-    p = predictions.load_run(str(fake["tmp"] / "td" / "predictions.h5"))
+    p = scoring.load_run(str(fake["tmp"] / "td" / "predictions.h5"))
     assert list(p.videos) == list(fake["videos"][fake["order"]])
     assert list(p.class_list) == CLASSES and p.attrs["model"] == "3d" and p.attrs["level"] == "video"
     assert p.scores.shape == (30, 6) and p.failed.sum() == 1 and p.labels.dtype == np.int64
@@ -163,7 +162,7 @@ def test_mismatched_inputs_give_clear_errors(fake, tmp_path):
             combine_results.main(args)
         assert sf in str(err.value) and bad in str(err.value)
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        predictions.load_run(str(tmp_path / "nowhere"))
+        scoring.load_run(str(tmp_path / "nowhere"))
 
 
 def test_report(fake, tmp_path):

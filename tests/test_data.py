@@ -16,8 +16,8 @@ import torch
 from conftest import REAL_CLIPS
 
 import helperFunctions as hf
-import prepare_data
 import video_io
+from tools import prepare_data
 
 torch.set_num_threads(2)
 

@@ -18,24 +18,24 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import script_cmd
 from scipy import special, stats
 from sklearn.metrics import accuracy_score, confusion_matrix
+from test_combine_report import load_make_report
+
+import combine_results
+import engine
+import helperFunctions as hf
+import metrics
+import scoring
+import test_3d
+import test_single_frame
+import train_3d
+import train_single_frame
+import video_io
+from tools import splits_summary
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from test_combine_report import load_make_report  # noqa: E402
-
-import combine_results  # noqa: E402
-import engine  # noqa: E402
-import helperFunctions as hf  # noqa: E402
-import metrics  # noqa: E402
-import predictions  # noqa: E402
-import splits_summary  # noqa: E402
-import test_3d  # noqa: E402
-import test_single_frame  # noqa: E402
-import train_3d  # noqa: E402
-import train_single_frame  # noqa: E402
-import video_io  # noqa: E402
 
 TRAIN = ["--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--train-from", "all"]
 
@@ -260,8 +260,8 @@ def combine(val_run, out, *extra, val=True):
 @pytest.mark.slow
 def test_fusion_weight_chosen_on_validation(val_run, tmp_path):
     res = combine(val_run, tmp_path / "c", "--sweep")
-    sf_val, td_val = (predictions.load_run(str(val_run[k])) for k in ("sf_val", "3d_val"))
-    td_val = predictions.align(sf_val, td_val)
+    sf_val, td_val = (scoring.load_run(str(val_run[k])) for k in ("sf_val", "3d_val"))
+    td_val = scoring.align(sf_val, td_val)
     # independently: fuse with scipy on the validation predictions and take the best top-1
     best, best_key = None, None
     for w in np.round(np.linspace(0, 1, 11), 2):
@@ -272,8 +272,8 @@ def test_fusion_weight_chosen_on_validation(val_run, tmp_path):
             best, best_key = float(w), key
     assert res["fusion"]["chosen_on"] == "validation" and res["fusion"]["weight"] == best
     assert res["fusion"]["validation_videos"] == 8 and res["weight_single_frame"] == best
-    sf, td = (predictions.load_run(str(val_run[k])) for k in ("sf_test", "3d_test"))
-    td = predictions.align(sf, td)
+    sf, td = (scoring.load_run(str(val_run[k])) for k in ("sf_test", "3d_test"))
+    td = scoring.align(sf, td)
     fused = best * special.log_softmax(sf.scores, 1) + (1 - best) * special.log_softmax(td.scores, 1)
     assert res["models"]["fused"]["top1"] == pytest.approx(accuracy_score(sf.labels, fused.argmax(1)))
     assert "oracle" in res["sweep"]["note"]
@@ -299,7 +299,7 @@ def test_fixed_weight_without_validation_says_so(val_run, tmp_path, capsys):
 
 
 def cli_error(script, *argv):
-    p = subprocess.run([sys.executable, script, *map(str, argv)], cwd=ROOT, capture_output=True, text=True,
+    p = subprocess.run(script_cmd(script, *argv), cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
     assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
     lines = p.stderr.strip().splitlines()
@@ -324,8 +324,8 @@ def test_fusion_refuses_mixed_subsets_and_crops(val_run, toy_root, tmp_path):
         assert h.attrs["crops"] == "three" and bool(h.attrs["flip"]) is True
     _, _, (paths, _) = hf.getUCF101(str(toy_root), 1)
     for p in paths:
-        with h5py.File(predictions.video_file(str(three), p)) as h6, \
-                h5py.File(predictions.video_file(str(val_run["3d_test"]), p)) as h1:
+        with h5py.File(scoring.video_file(str(three), p)) as h6, \
+                h5py.File(scoring.video_file(str(val_run["3d_test"]), p)) as h1:
             assert len(h6["predictions"]) == 6 * len(h1["predictions"])  # 6 views x the same windows
     line = cli_error("combine_results.py", "--single-frame", val_run["sf_test"], "--three-d", three,
                      "--out", tmp_path / "c")
@@ -372,10 +372,10 @@ def test_splits_summary_mean_and_std(tmp_path):
 def test_splits_summary_refuses_other_settings(tmp_path):
     a = fake_results(tmp_path / "split1", 1, (0.7, 0.8, 0.9))
     b = fake_results(tmp_path / "split2", 2, (0.7, 0.8, 0.9), crops="three")
-    line = cli_error("splits_summary.py", "--runs", a, b, "--out", tmp_path / "s.json")
+    line = cli_error("tools/splits_summary.py", "--runs", a, b, "--out", tmp_path / "s.json")
     assert "different settings" in line and "crops" in line and str(a) in line and str(b) in line
     c = fake_results(tmp_path / "again1", 1, (0.7, 0.8, 0.9))
-    line = cli_error("splits_summary.py", "--runs", a, c, "--out", tmp_path / "s.json")
+    line = cli_error("tools/splits_summary.py", "--runs", a, c, "--out", tmp_path / "s.json")
     assert "same split" in line and str(c) in line
     assert not (tmp_path / "s.json").exists()
 
@@ -413,7 +413,7 @@ def test_make_demo_splits_runs_each_split_into_its_own_folder():
                  and f"--out runs/toy/split{s}/3d " in x]
         assert len(train) == 1 and f"--split {s} " in train[0] and "--val-groups 1 " in train[0]
         assert any(f"--subset val --checkpoint runs/toy/split{s}/single_frame/checkpoint.pt" in x for x in lines)
-    assert ".venv/bin/python splits_summary.py --runs runs/toy/split1 runs/toy/split3 " \
+    assert ".venv/bin/python -m tools.splits_summary --runs runs/toy/split1 runs/toy/split3 " \
            "--out runs/toy/splits_summary.json" in lines
     assert lines[-1].endswith("--results runs/toy/split1/combined --splits-summary runs/toy/splits_summary.json "
                               "--out report/report.pdf")

@@ -25,20 +25,21 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from conftest import script_cmd
 from sklearn.metrics import accuracy_score
 
+import engine
+import helperFunctions as hf
+import resnet_3d
+import scoring
+import test_3d
+import test_single_frame
+import train_3d
+import train_single_frame
+import video_io
+from tools import prepare_data
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-import engine  # noqa: E402
-import helperFunctions as hf  # noqa: E402
-import predictions  # noqa: E402
-import prepare_data  # noqa: E402
-import resnet_3d  # noqa: E402
-import test_3d  # noqa: E402
-import test_single_frame  # noqa: E402
-import train_3d  # noqa: E402
-import train_single_frame  # noqa: E402
-import video_io  # noqa: E402
 
 # Toy sizes: small ResNets from scratch on 32x32 inputs, one epoch.
 SF = ["--weights", "none", "--arch", "resnet18", "--train-from", "layer4", "--size", "32",
@@ -204,7 +205,7 @@ def test_testing_lists_failed_and_counts_them_wrong(bad_root, trained, kind, tmp
     decoded = np.bincount(labels[~failed], minlength=4)
     assert np.allclose(np.load(tmp_path / "confusion_matrix.npy").sum(1), decoded / per_class)
     for fault in ODD:  # the awkward videos were scored, the short one looped to one 16-frame window
-        with h5py.File(predictions.video_file(tmp_path, bad_root["videos"][fault, "test"]), "r") as h:
+        with h5py.File(scoring.video_file(tmp_path, bad_root["videos"][fault, "test"]), "r") as h:
             rows = len(h["predictions"])
         assert rows == ((5 if fault == "short" else 20) if kind == "single_frame" else (1 if fault == "short" else 2))
 
@@ -409,7 +410,7 @@ def test_resume_refuses_another_width(toy_root, tmp_path):
 def one_line_exit(script, argv):
     """Run `python script argv` as a user would: it must fail with one clear last line and no traceback.
     Returns that line."""
-    r = subprocess.run([sys.executable, str(REPO / script), *map(str, argv)], cwd=REPO, capture_output=True,
+    r = subprocess.run(script_cmd(script, *argv), cwd=REPO, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     return r.stderr.strip().splitlines()[-1]
@@ -427,7 +428,7 @@ def test_data_root_too_deep(toy_root, tmp_path):
 
 def test_prepare_data_on_a_folder_without_videos(tmp_path):
     (tmp_path / "UCF-101" / "Empty").mkdir(parents=True)
-    line = one_line_exit("prepare_data.py", ["--data-root", tmp_path, "--workers", 1])
+    line = one_line_exit("tools/prepare_data.py", ["--data-root", tmp_path, "--workers", 1])
     assert "no source videos under" in line and str(tmp_path) in line, line
 
 
@@ -462,7 +463,7 @@ def test_raw_copy_is_made_from_the_avis_not_the_compact_store(make_root):
 
 @pytest.mark.slow
 def test_predict_any_video_file_and_missing_ones(toy_root, trained, tmp_path):
-    import predict
+    from tools import predict
     avi = next((toy_root / "UCF-101" / "RedCircle").glob("*.avi"))
     mp4 = tmp_path / "clip.mp4"  # OpenCV decodes by content, whatever the extension
     shutil.copy(avi, mp4)

@@ -7,7 +7,6 @@ Usage: pytest -q tests/test_full_video.py   (checkpoints: conftest.trained_ckpts
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -17,18 +16,17 @@ import pytest
 from scipy import special
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
 
+import combine_results
+import helperFunctions as hf
+import metrics
+import scoring
+import test_3d
+import test_single_frame
+import video_io
+from tools import predict
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-sys.path.insert(0, str(ROOT))
-import combine_results  # noqa: E402
-import helperFunctions as hf  # noqa: E402
-import metrics  # noqa: E402
-import predict  # noqa: E402
-import predictions  # noqa: E402
-import scoring  # noqa: E402
-import test_3d  # noqa: E402
-import test_single_frame  # noqa: E402
-import video_io  # noqa: E402
 
 KEYS = ("top1", "top5", "top10", "mean_class_accuracy")
 
@@ -62,7 +60,7 @@ def split_test_list(root):
 
 def saved_logits(out, path):
     """(per-video logits (n, C), attrs) of a video's UCF-101-predictions/<Class>/<video>.hdf5."""
-    with h5py.File(predictions.video_file(str(out), path), "r") as h:
+    with h5py.File(scoring.video_file(str(out), path), "r") as h:
         return h["predictions"][()], dict(h.attrs)
 
 
@@ -166,10 +164,10 @@ def test_resume_skips_finished_videos(toy_root, ckpts, runs, tmp_path, capsys):
     out = tmp_path / "sf"
     shutil.copytree(runs["sf"], out)  # copy2 keeps the mtimes
     _, paths, _ = split_test_list(toy_root)
-    mtimes = {p: os.path.getmtime(predictions.video_file(str(out), p)) for p in paths}
+    mtimes = {p: os.path.getmtime(scoring.video_file(str(out), p)) for p in paths}
     run_test(test_single_frame, toy_root, ckpts["single_frame"], out)
     assert f"{len(paths)} already scored in {out}, 0 to go" in capsys.readouterr().out
-    assert mtimes == {p: os.path.getmtime(predictions.video_file(str(out), p)) for p in paths}
+    assert mtimes == {p: os.path.getmtime(scoring.video_file(str(out), p)) for p in paths}
     with h5py.File(runs["sf"] / "predictions.h5") as a, h5py.File(out / "predictions.h5") as b:
         for k in ("videos", "labels", "scores", "failed", "class_list"):
             np.testing.assert_array_equal(a[k][()], b[k][()])
@@ -188,10 +186,10 @@ def test_failed_video_is_listed_and_counted_wrong(toy_root, ckpts, runs, tmp_pat
     assert "FAILED (counted wrong)" in text and name in text
     m = json.loads((out / "metrics.json").read_text())
     assert m["failed"] == [name] and m["n_failed"] == 1 and m["n_videos"] == len(paths)
-    assert not os.path.exists(predictions.video_file(str(out), paths[bad]))
+    assert not os.path.exists(scoring.video_file(str(out), paths[bad]))
 
-    broken = predictions.load_run(str(out))
-    clean = predictions.load_run(str(runs["sf"]))
+    broken = scoring.load_run(str(out))
+    clean = scoring.load_run(str(runs["sf"]))
     assert broken.failed.tolist() == [i == bad for i in range(len(paths))] and np.isnan(broken.scores[bad]).all()
     np.testing.assert_allclose(broken.scores[~broken.failed], clean.scores[~broken.failed], rtol=1e-5, atol=1e-5)
     correct = clean.scores.argmax(1) == clean.labels
@@ -269,7 +267,7 @@ def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, caps
     out, err = capsys.readouterr()
     assert f"file not found: {missing}" in err and f"cannot read {corrupt}" in err and len(res) == 3
     assert "fused (weight 0.5 on single-frame)" in out and f"{video} ({len(frames)} frames)" in out
-    sf, td = (predictions.load_run(str(runs[k])) for k in ("sf", "windows"))
+    sf, td = (scoring.load_run(str(runs[k])) for k in ("sf", "windows"))
     i = list(sf.videos).index(video_io.video_name(video))
     j = list(td.videos).index(video_io.video_name(video))
     expected = {"single_frame": sf.scores[i], "3d": td.scores[j],
@@ -312,7 +310,7 @@ def test_predict_real_clip(ckpts, capsys):
 
 
 def test_load_and_fuse_ucf101_sized_predictions(tmp_path):
-    """3,783 videos x 101 classes written by predictions.save_run, reloaded in another order and fused."""
+    """3,783 videos x 101 classes written by scoring.save_run, reloaded in another order and fused."""
     n, c = 3783, 101
     rng = np.random.default_rng(0)
     class_list = [f"Class{k:03d}" for k in range(c)]
@@ -323,11 +321,11 @@ def test_load_and_fuse_ucf101_sized_predictions(tmp_path):
     order = rng.permutation(n)
     for m, idx in (("a", np.arange(n)), ("b", order)):
         s = scores[m][idx]
-        predictions.save_run(str(tmp_path / m), [paths[i] for i in idx], labels[idx], s, class_list,
+        scoring.save_run(str(tmp_path / m), [paths[i] for i in idx], labels[idx], s, class_list,
                              metrics.summarize(s, labels[idx], class_list), {}, {"model": m, "split": 1})
     t0 = time.perf_counter()
-    a = predictions.load_run(str(tmp_path / "a"))
-    b = predictions.align(a, predictions.load_run(str(tmp_path / "b")))
+    a = scoring.load_run(str(tmp_path / "a"))
+    b = scoring.align(a, scoring.load_run(str(tmp_path / "b")))
     fused = metrics.fuse(a.scores, b.scores, 0.5)
     print(f"load + align + fuse of {n} videos x {c} classes: {time.perf_counter() - t0:.3f}s")
     assert list(a.videos) == list(b.videos) == [video_io.video_name(p) for p in paths]

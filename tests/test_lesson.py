@@ -9,20 +9,19 @@ combine_results --toy-classes. The same pipeline as `make demo`, with fewer clas
 fewer epochs; a few minutes on 2 CPU cores.
 """
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
+import combine_results
+import test_3d
+import test_single_frame
+import train_3d
+import train_single_frame
+from tools import make_toy_ucf101 as toy
+from tools import prepare_data
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import combine_results  # noqa: E402
-import make_toy_ucf101 as toy  # noqa: E402
-import prepare_data  # noqa: E402
-import test_3d  # noqa: E402
-import test_single_frame  # noqa: E402
-import train_3d  # noqa: E402
-import train_single_frame  # noqa: E402
 
 pytestmark = pytest.mark.slow  # the reduced run trains both models for 10-12 epochs: minutes
 

@@ -19,10 +19,10 @@ import h5py
 import numpy as np
 import pytest
 
+import video_io
+from tools import make_toy_ucf101 as toy
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-import make_toy_ucf101 as toy  # noqa: E402
-import video_io  # noqa: E402
 
 PER_CLASS = 4  # groups 1, 8, 15, 22 of each class: split 1 tests group 1
 NAME = re.compile(r"v_(.+)_g(\d+)_c(\d+)")
@@ -97,7 +97,7 @@ def rehearsal(split_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rehearsal")
     data, run = tmp / "data", tmp / "run"
     toy.make_like_ucf101(data, lists=split_dir, frames=20, max_per_class=PER_CLASS, workers=2)
-    cmd = [sys.executable, str(REPO / "rehearse.py"), "--data-root", data, "--run", run,
+    cmd = [sys.executable, "-m", "tools.rehearse", "--data-root", data, "--run", run,
            "--report", tmp / "rehearsal.pdf", "--max-per-class", PER_CLASS, "--frames", 20, "--size", 16,
            "--epochs-2d", 1, "--epochs-3d", 1, "--workers", 2]
     r = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, timeout=900)

@@ -3,14 +3,11 @@
 Usage: .venv/bin/pytest -q tests/test_resnet_3d.py
 """
 import argparse
-import os
-import sys
 
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import resnet_3d  # noqa: E402
+import resnet_3d
 
 torch.set_num_threads(2)
 

@@ -2,16 +2,15 @@
 splits), the motion-pair property, and short clips. Usage: pytest -q tests/test_toy.py"""
 import json
 import re
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from tools import make_toy_ucf101 as toy
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import make_toy_ucf101 as toy  # noqa: E402
 
 OFFICIAL = Path(__file__).resolve().parents[1].parent / "shared/data" / "ucfTrainTestlist"
 SMALL = dict(classes=6, groups=4, clips=2, frames=20, width=64, height=48)

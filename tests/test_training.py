@@ -22,13 +22,13 @@ import pytest
 import torch
 import torchvision
 
+import engine
+import helperFunctions as hf
+import resnet_3d
+import train_3d
+import train_single_frame
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-import engine  # noqa: E402
-import helperFunctions as hf  # noqa: E402
-import resnet_3d  # noqa: E402
-import train_3d  # noqa: E402
-import train_single_frame  # noqa: E402
 
 EPOCHS = 5  # length of the uninterrupted reference run
 # One thread everywhere: identical floats in and out of subprocesses, and no oversubscribed cores.

@@ -28,12 +28,12 @@ import numpy as np
 import torch
 
 import engine
-import measure
 import scoring
-from atomic import atomic_write
-from measure import MODEL_KEYS, A
+from benchmarks import measure
+from benchmarks.measure import MODEL_KEYS, A
+from utils import atomic_write
 
-REPO = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_args(argv=None):
@@ -130,7 +130,7 @@ def report(R):
                                      for u in ("clips_per_s", "frames_per_s")]
            for (s, k, size, f, w) in get if w == 1])
     one = {(r["set"], r["format"], r["kind"]): r["clips_per_s"] for r in R["one_core"]}
-    kinds = ["loadFrame", "loadSequence", "uint8 clip", "uint8 clip, cold", "bytes for --decode device"]
+    kinds = ["loadFrame", "loadSequence", "uint8 clip", "uint8 clip, cold"]
     table("One core, no workers: the assignment's float loaders and the uint8 clip path, from the page cache and "
           "cold (file evicted first)", ["set/format"] + [k + "/s" for k in kinds],
           [[f"{s}/{f}"] + [num(one.get((s, f, k))) for k in kinds]

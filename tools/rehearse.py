@@ -24,7 +24,7 @@ from pathlib import Path
 
 import helperFunctions as hf
 
-REPO = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]
 VAL_GROUPS = 1
 # The 3D ResNet-10 at half width: at 16x16 inputs layer3 and layer4 see 1x1 maps, where the full width's
 # 512x512x27 weight gradients cost most of a training step on a CPU (3.4x faster a step at 0.5).
@@ -52,7 +52,9 @@ def parse_args(argv=None):
 def run_phase(name, script, argv):
     """Run `python script argv` from the repository root; returns its wall time in seconds. A failing
     phase ends the rehearsal with its name (its own message is printed just above)."""
-    cmd = [sys.executable, str(REPO / script)] + [str(a) for a in argv]
+    # tools/x.py runs as a module (python -m tools.x) so that it finds the repo's modules
+    run = ["-m", script[:-3].replace("/", ".")] if script.startswith("tools/") else [script]
+    cmd = [sys.executable, *run] + [str(a) for a in argv]
     print(f"\n=== {name}: {' '.join(cmd[1:])}", flush=True)
     # Passive OpenMP waits: PyTorch's threads sleep instead of spinning while the loader processes
     # decode on the same few cores (spinning threads made CPU testing several times slower).
@@ -76,7 +78,7 @@ def main(args):
 
     gen = ["--like-ucf101", "--out", data, "--seed", args.seed, "--frames", args.frames, "--workers", args.workers]
     gen += ["--max-per-class", args.max_per_class] if args.max_per_class else []
-    seconds = run_phase("generate", "make_toy_ucf101.py", gen)
+    seconds = run_phase("generate", "tools/make_toy_ucf101.py", gen)
     lists = data / "ucfTrainTestlist"
     n_train, n_test = count_lines(lists / "trainlist01.txt"), count_lines(lists / "testlist01.txt")
     n_all = len(json.loads((data / "toy_classes.json").read_text())["n_frames"])
@@ -85,7 +87,7 @@ def main(args):
     except ValueError as e:
         raise SystemExit(f"{e}: a reduced rehearsal needs --max-per-class 4 or more") from None
     phases.append(("generate", seconds, n_all))
-    phases.append(("prepare (compact store)", run_phase("prepare", "prepare_data.py",
+    phases.append(("prepare (compact store)", run_phase("prepare", "tools/prepare_data.py",
                                                          ["--data-root", data, "--workers", args.workers]), n_all))
 
     sf, td = run / "single_frame", run / "3d"

@@ -22,13 +22,12 @@ from av.video.reformatter import VideoReformatter
 from torch.utils.flop_counter import FlopCounterMode
 
 import engine
-import gpu_decode
 import helperFunctions as hf
 import resnet_3d
 import scoring
 import video_io
 
-REPO = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The assignment on UCF-101 split 1 (186 frames: UCF-101's mean video length), loaders on 16 cores.
 A = dict(epochs=10, train=9537, test=3783, video_frames=186, clip=16, stride=8, cores=16)
@@ -50,9 +49,10 @@ def build_sets(tmp, real_dir, quick, workers):
     """Video sets in `tmp` in the three formats, one root per format holding only that copy (so
     resolve_video reads the format asked for). Returns {set: {fmt: [canonical paths]}}."""
     toy = os.path.join(tmp, "toy")
-    subprocess.run([sys.executable, os.path.join(REPO, "make_toy_ucf101.py"), "--out", toy, "--classes", "4",
+    subprocess.run([sys.executable, "-m", "tools.make_toy_ucf101", "--out", toy, "--classes", "4",
                     "--groups", "3", "--clips", "1", "--frames", str(40 if quick else A["video_frames"]),
-                    "--workers", str(1 if quick else min(8, workers))], check=True, stdout=subprocess.DEVNULL)
+                    "--workers", str(1 if quick else min(8, workers))], check=True, stdout=subprocess.DEVNULL,
+                   cwd=REPO)
     sources = {"real": sorted(glob.glob(os.path.join(real_dir, "*.avi"))),
                "toy": sorted(glob.glob(os.path.join(toy, "UCF-101", "*", "*.avi")))}
     sets = {}
@@ -288,7 +288,6 @@ def measure_data(R, sets, args, save, gpu=False, loaders=True):
         # the decoder levers: simplejpeg's fast DCT and upsampling (the error they add is measured below)
         fast = lambda b: [simplejpeg.decode_jpeg(x, "RGB", fastdct=True, fastupsample=True) for x in b]
         avi = iter([(p, hf.clip_indices(video_io.count_frames(p), A["clip"], rng)) for p in fmts["avi"] * 10**3])
-        calls["jpeg", "bytes for --decode device"] = lambda: gpu_decode.load_clip_jpeg(next(it["jpeg"]), True, 16, rng)
         calls["avi", "seek"] = lambda: video_io.read_frames(*next(avi))
         # the JPEG decoder lever: the same 16-frame clips through cv2.imdecode and simplejpeg
         jb = iter([jpeg_bytes(p, A["clip"]) for p in fmts["jpeg"]] * 10**4)
@@ -350,11 +349,8 @@ def pipeline_rate(args, device, paths, kind, decode, workers, batch, n, copy_ahe
     Adam). Timed over the second of two epochs of n samples, so worker start-up is left out."""
     frames = 16 if kind == "3d" else 1
     ps = (list(paths) * (n // len(paths) + 1))[:n]
-    dataset, collate = ((gpu_decode.JpegClipDataset, gpu_decode.collate_jpeg) if decode == "device"
-                        else (hf.ClipDataset, hf.collate))
-    ds = dataset(ps, np.zeros(n, dtype=np.int64), True, args.size, frames)
-    loader = hf.make_loader(ds, batch, True, workers, collate_fn=collate)
-    batches = gpu_decode.DeviceAhead(loader, device, copy=copy_ahead) if decode == "device" or copy_ahead else loader
+    ds = hf.ClipDataset(ps, np.zeros(n, dtype=np.int64), True, args.size, frames)
+    batches = loader = hf.make_loader(ds, batch, True, workers)
     net, opt = model_setup(args, device, kind)
     mean, std = engine.input_stats({"kind": kind})
     failures = engine.FailureLog(rank=1)  # rank 1: no progress bar, no messages
@@ -382,8 +378,7 @@ def measure_pipeline(R, sets, args, device, save):
         # the training scripts' default --workers is min(8, cores): does decoding on the device need more?
         # copy ahead: the workers' batches copied to the device in a thread (a lever, off in training)
         W = args.workers
-        for decode, w, ahead in [("worker", W, False), ("worker", W, True), ("device", W, False)] + \
-                [("device", 8, False)] * (W > 8):
+        for decode, w, ahead in [("worker", W, False)]:
             if time.time() > args.deadline - 4 * n / alone.get(kind, 1) - 20:
                 R["skipped"].append(f"pipeline {kind}/{decode}{' copy ahead' * ahead}/{w} workers: out of --budget-s")
                 continue

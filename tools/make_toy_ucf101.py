@@ -576,7 +576,7 @@ def make_like_ucf101(out="data/rehearsal", lists=None, seed=0, frames=40, width=
 
 
 # The official lists, where the project's shared material sits beside the checkout.
-SHARED_LISTS = Path(__file__).resolve().parent.parent / "shared" / "data" / "ucfTrainTestlist"
+SHARED_LISTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucfTrainTestlist"
 TOY_SIZE, LIKE_SIZE = (320, 240), (80, 60)  # (width, height) defaults: the toy's, --like-ucf101's
 
 

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-import predictions
+import scoring
 
 MODELS = ("single_frame", "3d", "fused")
 # attributes that may differ between the runs of one summary: only the split
@@ -109,4 +109,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    predictions.run_cli(main, parse_args, "splits_summary.py")
+    scoring.run_cli(main, parse_args, "splits_summary.py")
