@@ -2,9 +2,9 @@
 Combine the single-frame and 3D models' video-level predictions (late fusion) and compare all three.
 
 Usage:
-    python combine_results.py --single-frame runs/single_frame_test --three-d runs/3d_test --out runs/combined
+    python combine_results.py --single-frame runs/single_frame_test --3d runs/3d_test --out runs/combined
     python combine_results.py --weight 0.3 --sweep
-    python combine_results.py ... --val-single-frame runs/single_frame_val --val-three-d runs/3d_val
+    python combine_results.py ... --val-single-frame runs/single_frame_val --val-3d runs/3d_val
 
 With validation predictions (test scripts run with --subset val on the groups that training held out,
 --val-groups N) the fusion weight is the one with the best video-level top-1 on them, and the test
@@ -13,13 +13,12 @@ accuracy is reported at that weight; without, the fixed --weight is used and res
 Every model's top-1 gets a 95% bootstrap interval (videos resampled, fixed seed) and each pair of
 models an exact McNemar test on the videos one gets right and the other wrong.
 
---single-frame / --three-d take a run folder (its predictions.h5 is used) or a predictions.h5 file.
+--single-frame / --3d take a run folder (its predictions.h5 is used) or a predictions.h5 file.
 Videos are matched by name, never by file order. Fused scores are
 log_softmax(w * single_frame + (1 - w) * 3d) of the per-video log-probabilities (see metrics.fuse).
 Writes <out>/results.json and <out>/confusion_{single_frame,3d,fused}.npy (row-normalised, rows divided
 by the number of test videos of each class, failed videos included). All accuracies are video-level.
 """
-import argparse
 import json
 import os
 
@@ -27,34 +26,46 @@ import numpy as np
 
 import metrics
 import scoring
+import utils
 from utils import atomic_write
 
 MODELS = ("single_frame", "3d", "fused")
 SWEEP_NOTE = "oracle: weights scored on the test set itself, optimistic, not a fair held-out result"
 # pairs compared by McNemar's test, (a, b) -> results.json paired.<a>_vs_<b>
 PAIRS = (("3d", "single_frame"), ("fused", "3d"), ("fused", "single_frame"))
-# prediction attributes that must agree between all inputs of one fusion (absent: the defaults then)
-SETTINGS = {"split": 1, "val_groups": 0, "crops": "center", "flip": False}
+# prediction attributes that must agree between all inputs of one fusion: fused scores must come from
+# views and videos made alike
+SETTINGS = ("split", "val_groups", "crops", "flip")
+ROLES = {"single_frame": ("single_frame", "--single-frame"), "3d": ("3d", "--3d"),
+         "val_single_frame": ("single_frame", "--val-single-frame"), "val_3d": ("3d", "--val-3d")}
 
 
-def check_inputs(inputs):
+def check_inputs(inputs: dict) -> None:
     """inputs {role: Predictions}, roles "single_frame", "3d" and optionally "val_single_frame",
-    "val_3d". Raises ValueError naming the files when a test input holds another subset than test,
-    a validation input another than val, or the inputs were made with other SETTINGS (split,
-    --val-groups, --crops, --flip): fused scores must come from views and videos made alike."""
+    "val_3d". Raises ValueError naming the files and flags when an input holds the other model (from
+    the model its file records, never its path), a test input holds another subset than test or a
+    validation input another than val, the inputs were made with other SETTINGS (split,
+    --val-groups, --crops, --flip), or validation predictions come from other checkpoints than the
+    test predictions."""
     for role, p in inputs.items():
+        model, flag = ROLES[role]
+        if p.attrs["model"] != model:
+            raise ValueError(f"{flag} {p.path} holds predictions of the {p.attrs['model']} model, not the "
+                             f"{model} one: swap the inputs or pass the right run folder")
         want = "val" if role.startswith("val_") else "test"
-        got = p.attrs.get("subset", "test")
-        if got != want:
-            raise ValueError(f"{p.path} holds predictions of the {got} subset, but was given as "
-                             f"{'validation' if want == 'val' else 'test'} predictions (--subset {want})")
-    first = next(iter(inputs.values()))
-    for key, default in SETTINGS.items():
-        values = {p.path: p.attrs.get(key, default) for p in inputs.values()}
+        if p.attrs["subset"] != want:
+            raise ValueError(f"{flag} {p.path} holds predictions of the {p.attrs['subset']} subset, but was "
+                             f"given as {'validation' if want == 'val' else 'test'} predictions (--subset {want})")
+    for key in SETTINGS:
+        values = {p.path: p.attrs[key] for p in inputs.values()}
         if len(set(map(str, values.values()))) > 1:
             raise ValueError(f"predictions made with different {key} cannot be fused: "
                              + ", ".join(f"{path} has {v}" for path, v in values.items()))
-    return first
+    for model in ("single_frame", "3d"):
+        val = inputs.get(f"val_{model}")
+        if val is not None and val.attrs["checkpoint_sha256"] != inputs[model].attrs["checkpoint_sha256"]:
+            raise ValueError(f"{val.path} and {inputs[model].path} were scored with different {model} "
+                             f"checkpoints: the fusion weight must be chosen on the model it is used with")
 
 
 def fusion_weight(args, inputs):
@@ -92,7 +103,7 @@ def to_json(summary, videos, class_list, n=10):
     best, worst = metrics.best_worst_classes(acc, counts, class_list, n)
     out = {k: summary[k] for k in ("level", "n_videos", "n_failed", "top1", "top5", "top10",
                                    "mean_class_accuracy")}
-    out["failed"] = [str(v) for v in videos[summary["predictions"] < 0]]
+    out["failed"] = [str(v) for v in videos[summary["predicted"] < 0]]
     out["per_class_accuracy"] = [None if np.isnan(x) else float(x) for x in acc]
     out["per_class_n_videos"] = [int(x) for x in counts]
     out["best"], out["worst"] = best, worst
@@ -116,7 +127,7 @@ def motion_pairs(scores, labels, class_list, pairs):
     any single frame. scores `(N, C)`, labels `(N,)`, pairs [(A, B), ...] -> dict with top1 over the
     pairs' videos, within_pair (only the pair's two scores decide: chance is 50%), top1 of the other
     videos, and per pair its 2x2 confusion counts [[A->A, A->B], [B->A, B->B]] (top-1 predictions)."""
-    index, preds = {str(c): i for i, c in enumerate(class_list)}, metrics.predictions(scores)
+    index, preds = {str(c): i for i, c in enumerate(class_list)}, metrics.predicted_classes(scores)
     failed = metrics.failed_rows(scores)
     within, in_pair, rows = np.zeros(len(labels), bool), np.zeros(len(labels), bool), []
     mean = lambda x: float(x.mean()) if len(x) else None
@@ -154,33 +165,50 @@ def print_model(name, r):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = utils.ArgumentParser(description=__doc__)
     p.add_argument("--single-frame", default="runs/single_frame_test",
-                   help="run folder or predictions.h5 of test_single_frame.py (default: %(default)s)")
-    p.add_argument("--three-d", default="runs/3d_test",
-                   help="run folder or predictions.h5 of test_3d.py (default: %(default)s)")
-    p.add_argument("--weight", type=float, default=0.5,
-                   help="weight of the single-frame model in [0, 1] (default: %(default)s)")
+                   help="run folder or predictions.h5 of test_single_frame.py")
+    p.add_argument("--3d", "--three-d", dest="three_d", default="runs/3d_test",
+                   help="run folder or predictions.h5 of test_3d.py")
+    p.add_argument("--weight", type=utils.unit_interval, default=0.5,
+                   help="weight of the single-frame model, from 0 (3D alone) to 1 (single-frame alone); with "
+                        "validation predictions, only where weights tie")
     p.add_argument("--sweep", action="store_true", help="also report fused accuracy for weights 0, 0.1, .., 1")
-    p.add_argument("--out", default="runs/combined", help="output folder (default: %(default)s)")
+    p.add_argument("--out", default="runs/combined", help="run folder: results.json, confusion_*.npy")
     p.add_argument("--val-single-frame", default=None,
                    help="run folder or predictions.h5 of test_single_frame.py --subset val: the fusion weight is "
-                        "chosen on it and --val-three-d (default: the fixed --weight)")
-    p.add_argument("--val-three-d", default=None, help="run folder or predictions.h5 of test_3d.py --subset val")
+                        "chosen on it and --val-3d (default: the fixed --weight)")
+    p.add_argument("--val-3d", "--val-three-d", dest="val_three_d", default=None,
+                   help="run folder or predictions.h5 of test_3d.py --subset val")
     p.add_argument("--toy-classes", default=None,
-                   help="toy_classes.json of a toy data root (make_toy_ucf101.py): adds motion-pair accuracies")
-    return p.parse_args(argv)
+                   help="toy_classes.json of a toy data root (tools/make_toy_ucf101.py): adds motion-pair "
+                        "accuracies")
+    args = p.parse_args(argv)
+    if (args.val_single_frame is None) != (args.val_three_d is None):
+        p.error("--val-single-frame and --val-3d go together: give both or neither")
+    return args
+
+
+def read_toy_pairs(path: str | None) -> list | None:
+    """The motion-only pairs of a toy data root's toy_classes.json, or None without --toy-classes."""
+    if path is None:
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)["pairs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--toy-classes {path}: cannot read its motion pairs ({utils.first_line(e)}); pass "
+                         f"the toy_classes.json of the toy data root, or leave the flag out") from None
 
 
 def main(args):
-    if (args.val_single_frame is None) != (args.val_three_d is None):
-        raise ValueError("--val-single-frame and --val-three-d go together: give both or neither")
+    pairs = read_toy_pairs(args.toy_classes)  # before any work: a wrong path costs nothing
     sf = scoring.load_run(args.single_frame)
     inputs = {"single_frame": sf, "3d": scoring.load_run(args.three_d)}
     if args.val_single_frame:
         inputs.update(val_single_frame=scoring.load_run(args.val_single_frame),
                       val_3d=scoring.load_run(args.val_three_d))
-    check_inputs(inputs)  # subsets and views first: they explain a mismatch better than the video sets
+    check_inputs(inputs)  # roles, subsets and views first: they explain a mismatch better than the video sets
     td = inputs["3d"] = scoring.align(sf, inputs["3d"])
     weight, fusion = fusion_weight(args, inputs)
     class_list = [str(c) for c in sf.class_list]
@@ -222,11 +250,9 @@ def main(args):
         for r in results["sweep"]["rows"]:
             print(f"  {r['weight']:20.2f} {pct(r['top1'])} {pct(r['top5'])} {pct(r['top10'])} "
                   f"{pct(r['mean_class_accuracy'])}")
-    if args.toy_classes:
-        with open(args.toy_classes) as f:
-            pairs = json.load(f)["pairs"]
+    if pairs is not None:
         if not {c for p in pairs for c in p} <= set(class_list):
-            raise SystemExit(f"{args.toy_classes} names classes that the predictions do not have")
+            raise ValueError(f"--toy-classes {args.toy_classes} names classes that the predictions do not have")
         results["motion_pairs"] = {"source": args.toy_classes, "models": {
             k: motion_pairs(scores[k], sf.labels, class_list, pairs) for k in MODELS}}
         print("\nMotion-only pairs (toy; one frame cannot tell the members apart), video-level:")
@@ -241,4 +267,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    scoring.run_cli(main, parse_args, "combine_results.py")
+    utils.run_cli(main, parse_args(), "combine_results.py")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from video_io import VideoReadError, read_frames, video_name
 
@@ -75,7 +75,7 @@ def read_split(base_directory: str, split: int, subset: str, class_list=None) ->
 
 def _read_split(base_directory, name, class_index):
     path = os.path.join(base_directory, "ucfTrainTestlist", name)
-    paths, labels = [], []
+    paths, labels, seen = [], [], {}
     for n, line in _read_lines(path):
         parts = line.split()
         rel = parts[0].replace("\\", "/")
@@ -88,6 +88,10 @@ def _read_split(base_directory, name, class_index):
         if len(parts) == 2 and parts[1] != str(label + 1):
             raise ValueError(f"{path}:{n}: label {parts[1]} does not match class {cls!r} "
                              f"(classInd.txt gives {label + 1})")
+        if rel in seen:  # a video listed twice would be counted twice
+            raise ValueError(f"{path}:{n}: {rel} is listed a second time (first on line {seen[rel]}); "
+                             f"remove the repeated line")
+        seen[rel] = n
         paths.append(os.path.join(base_directory, "UCF-101", rel))
         labels.append(label)
     return np.asarray(paths), np.asarray(labels, dtype=np.int64)
@@ -255,7 +259,7 @@ def loadSequence(args: tuple, size: int = 224, frames: int = 16, rng: np.random.
 class ClipDataset(Dataset):
     """One random clip (frames > 1) or frame (frames == 1) per video: uint8 (T, S, S, 3) or (S, S, 3).
 
-    Indexed by (index, epoch) pairs from `SeededSampler`: the augmentation of a sample depends only
+    Indexed by (index, epoch) pairs from `SeededBatches`: the augmentation of a sample depends only
     on (seed, epoch, index), never on which worker loads it, so `--seed` reproduces a run exactly
     whatever the number of workers, and a resumed run draws what the uninterrupted one would have.
     A video that cannot be read yields {"failed": path}; the collate function drops it.
@@ -318,18 +322,33 @@ class VideoDataset(ClipDataset):
         return {"video": torch.from_numpy(np.stack([apply_augment(frames, v, self.size) for v in views]))}
 
 
-class SeededSampler(DistributedSampler):
-    """A DistributedSampler (one replica when not distributed) that yields (index, epoch) pairs.
+class SeededBatches(Sampler):
+    """The batches of one process, as lists of (index, epoch) pairs: the dataset in a seeded order
+    (torch.randperm seeded with seed + epoch) cut into batches of `batch_size`, each batch shared out
+    between the `world` processes (rank r takes its samples r, r + world, ...). An optimizer step sees
+    the same samples whatever the number of processes, so --batch-size is the batch of a step in all.
 
-    The epoch travels with each index, so workers (persistent ones too) know which augmentation
-    to draw without being told `set_epoch` themselves.
+    The epoch travels with each index, so workers (persistent ones too) know which augmentation to
+    draw without being told `set_epoch` themselves.
     """
 
-    def __init__(self, dataset, shuffle, seed, num_replicas=1, rank=0):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, world: int = 1, rank: int = 0):
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.world, self.rank, self.epoch = world, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
 
     def __iter__(self):
-        return ((i, self.epoch) for i in super().__iter__())
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+        else:
+            order = list(range(self.n))
+        for start in range(0, self.n, self.batch_size):
+            yield [(i, self.epoch) for i in order[start:start + self.batch_size][self.rank::self.world]]
 
 
 def collate(samples: list) -> dict:
@@ -355,16 +374,17 @@ def _worker_init(worker_id):
     random.seed(seed)
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, seed: int = 0, num_replicas: int = 1,
-                rank: int = 0, collate_fn=collate) -> DataLoader:
-    """The one DataLoader set-up every script uses.
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, seed: int = 0, world: int = 1,
+                rank: int = 0) -> DataLoader:
+    """The one DataLoader set-up every script uses: `SeededBatches` of `batch_size` samples in all
+    (this process's share of each under torchrun).
 
     Worker processes decode in parallel, memory is pinned for fast non-blocking copies to the GPU,
-    workers persist across epochs. Call `loader.sampler.set_epoch(epoch)` before each epoch.
+    workers persist across epochs. Call `loader.batch_sampler.set_epoch(epoch)` before each epoch.
     """
-    sampler = SeededSampler(dataset, shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank)
+    batches = SeededBatches(len(dataset), batch_size, shuffle, seed, world, rank)
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate_fn,
+        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
         pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
         worker_init_fn=_worker_init, generator=torch.Generator().manual_seed(seed),
         prefetch_factor=PREFETCH_BATCHES if workers > 0 else None)

@@ -13,6 +13,9 @@ import math
 
 import numpy as np
 
+TOP_K = (1, 5, 10)  # the top-k accuracies reported everywhere
+TOP_K_KEYS = tuple(f"top{k}" for k in TOP_K)  # their names in metrics.json and results.json
+
 
 def failed_rows(scores):
     """scores `(N, C)` -> bool `(N,)`, True where the row contains any NaN (failed video).
@@ -22,7 +25,7 @@ def failed_rows(scores):
     return np.isnan(np.asarray(scores, dtype=np.float64)).any(axis=1)
 
 
-def topk_accuracy(scores, labels, ks=(1, 5, 10)):
+def topk_accuracy(scores, labels, ks=TOP_K):
     """scores `(N, C)`, labels `(N,)` -> {k: fraction of videos whose label is among the top k}.
 
     k larger than C is clamped to C (the dict key stays the requested k). Failed (NaN) rows are wrong
@@ -45,7 +48,7 @@ def topk_accuracy(scores, labels, ks=(1, 5, 10)):
     return {k: float(np.mean((rank < min(k, c)) & ~failed)) for k in ks}
 
 
-def predictions(scores):
+def predicted_classes(scores):
     """scores `(N, C)` -> int64 `(N,)` argmax (lower index wins ties), -1 for failed (NaN) rows."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape[0] == 0:
@@ -249,7 +252,7 @@ def fuse(scores_a, scores_b, weight=0.5):
 
 def summarize(scores, labels, class_list):
     """scores `(N, C)`, labels `(N,)`, class_list of C names -> dict of video-level metrics:
-    level, n_videos, n_failed, top1, top5, top10, mean_class_accuracy (fractions), predictions `(N,)`,
+    level, n_videos, n_failed, top1, top5, top10, mean_class_accuracy (fractions), predicted `(N,)` (classes, -1 failed),
     per_class {"accuracy" `(C,)` NaN if absent, "n_videos" `(C,)`}, confusion_counts int `(C, C)` and
     confusion float `(C, C)` (rows divided by the number of test videos of each class, failed included).
     """
@@ -257,17 +260,17 @@ def summarize(scores, labels, class_list):
     scores = np.asarray(scores)
     if scores.ndim != 2 or scores.shape[1] != num_classes:
         raise ValueError(f"scores shape {scores.shape} does not match {num_classes} classes")
-    preds = predictions(scores)
-    topk = topk_accuracy(scores, labels, ks=(1, 5, 10))
+    preds = predicted_classes(scores)
+    topk = topk_accuracy(scores, labels, ks=TOP_K)
     acc, counts = per_class_accuracy(labels, preds, num_classes)
     cm = confusion_counts(labels, preds, num_classes)
     return {
         "level": "video",
         "n_videos": int(len(preds)),
         "n_failed": int((preds < 0).sum()),
-        "top1": topk[1], "top5": topk[5], "top10": topk[10],
+        **{f"top{k}": topk[k] for k in TOP_K},
         "mean_class_accuracy": mean_class_accuracy(acc),
-        "predictions": preds,
+        "predicted": preds,
         "per_class": {"accuracy": acc, "n_videos": counts},
         "confusion_counts": cm,
         "confusion": row_normalize(cm, row_totals=counts),
@@ -285,7 +288,7 @@ _BOOTSTRAP_CHUNK = 500       # resamples drawn at once: bounds memory at 500 x N
 
 def correct_top1(scores, labels):
     """scores `(N, C)`, labels `(N,)` -> bool `(N,)`: video-level top-1 right (a failed video is wrong)."""
-    return predictions(scores) == np.asarray(labels, dtype=np.int64)
+    return predicted_classes(scores) == np.asarray(labels, dtype=np.int64)
 
 
 def bootstrap_ci(correct, n_resamples=BOOTSTRAP_RESAMPLES, level=CI_LEVEL, seed=BOOTSTRAP_SEED):

@@ -106,7 +106,7 @@ class ResNet(nn.Module):
             raise ValueError(f"shortcut_type must be 'A' or 'B', got {shortcut_type!r}")
         if layer4_blocks is not None and not 1 <= layer4_blocks <= layers[3]:
             raise ValueError(f"layer4_blocks must be None or in 1..{layers[3]}, got {layer4_blocks}")
-        self.layer4_blocks = layer4_blocks
+        self.layer4_blocks, self.shortcut_type = layer4_blocks, shortcut_type
         self.inplanes = widths[0]
         self.conv1 = nn.Conv3d(3, widths[0], kernel_size=7, stride=(1, 2, 2), padding=(3, 3, 3), bias=False)
         self.bn1 = nn.BatchNorm3d(widths[0])
@@ -222,15 +222,21 @@ def _guess_arch(state_dict):
     return None
 
 
-def load_kinetics(path, arch="resnet50", num_classes=101, layer4_blocks=None, shortcut_type="B"):
+def load_kinetics(path: str, arch: str = "resnet50", num_classes: int = 101, layer4_blocks: int | None = None,
+                  shortcut_type: str | None = None) -> ResNet:
     """Build `arch` with 400 classes, load a Kinetics checkpoint strictly, then replace fc with a fresh
     `nn.Linear(fc.in_features, num_classes)` (kept as is when num_classes == 400).
 
     `path` holds Hara's format (`{"state_dict": {"module.conv1.weight": ...}, "arch": ..., ...}`) or a
-    plain state_dict, with or without the DataParallel `module.` prefix. Raises FileNotFoundError if
-    `path` is missing and ValueError if its weights don't fit `arch` (naming keys and a likely arch)."""
+    plain state_dict, with or without the DataParallel `module.` prefix. The shortcut type is read off
+    the weights when not given (Hara's resnet18 and resnet34 use A, the others B). Raises
+    FileNotFoundError if `path` is missing and ValueError if it is empty, partial or corrupt, or its
+    weights don't fit `arch` (naming keys and a likely arch)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path} is empty (0 bytes), a failed download? Download Hara et al.'s "
+                         f"{os.path.basename(path)} again")
     try:
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -239,14 +245,26 @@ def load_kinetics(path, arch="resnet50", num_classes=101, layer4_blocks=None, sh
             # unpickler refuses (e.g. in the optimizer state); a full unpickle can run code, so it is
             # only a fallback for a file the user chose to trust as pretrained weights.
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path} is truncated or corrupt: download it again (Hara et al.'s "
-                         f"{os.path.basename(path)}) ({str(e).splitlines()[0][:200]})") from e
-    state_dict = ckpt.get("state_dict", ckpt.get("model", ckpt)) if isinstance(ckpt, dict) else None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ValueError(f"{path} is partial or corrupt: download it again (Hara et al.'s "
+                         f"{os.path.basename(path)}) ({first})") from e
+    if isinstance(ckpt, dict) and {"kind", "identity", "model"} <= set(ckpt):
+        raise ValueError(f"{path} is a checkpoint of this repo's training scripts (a {ckpt['kind']} "
+                         f"{ckpt.get('arch')} model), not Hara et al.'s Kinetics weights: to continue it, "
+                         f"pass its folder as --out with --resume")
+    state_dict = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state_dict, dict) or not all(torch.is_tensor(v) for v in state_dict.values()):
         raise ValueError(f"{path}: expected a state_dict or a dict with key 'state_dict'")
     if state_dict and all(k.startswith("module.") for k in state_dict):
         state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
+    conv1 = state_dict.get("conv1.weight")
+    if conv1 is not None and conv1.dim() == 4:
+        raise ValueError(f"{path} holds 2D convolutions (an image model such as an ImageNet ResNet or a "
+                         f"single-frame checkpoint), not a 3D ResNet: use it with train_single_frame.py")
+    guess = _guess_arch(state_dict)
+    if shortcut_type is None:
+        shortcut_type = guess[1] if guess else "B"
 
     model = build(arch, num_classes=400, layer4_blocks=layer4_blocks, shortcut_type=shortcut_type)
     expected = model.state_dict()
@@ -256,10 +274,9 @@ def load_kinetics(path, arch="resnet50", num_classes=101, layer4_blocks=None, sh
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in state_dict.items()
                   if k in expected and v.shape != expected[k].shape]
     if missing or unexpected or mismatched:
-        guess = _guess_arch(state_dict)
         hint = ("; no known 3D ResNet matches its keys" if guess is None
                 else "; its layers match, so not a Kinetics-400 checkpoint" if guess == (arch, shortcut_type)
-                else f"; it looks like --arch {guess[0]} (shortcut type {guess[1]})")
+                else f"; it looks like --arch {guess[0]}")
         raise ValueError(
             f"{path} does not fit {arch} (shortcut {shortcut_type}): missing {missing[:3]} "
             f"({len(missing)}), unexpected {unexpected[:3]} ({len(unexpected)}), "

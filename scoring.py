@@ -1,9 +1,28 @@
-"""The steps both test scripts (and predict.py) share: which videos to score, and scoring a whole video
-frame by frame (single-frame model) or window by window (3D model), with every video's predictions
-saved as it is done, so that one bad video or an interruption never costs the others.
+"""The steps both test scripts (and tools/predict.py) share, and the prediction files they write.
+
+Which videos a test scores, the trained model of a checkpoint, its inputs (every frame, or the 3D
+model's windows), short videos batched together, and the files every video's predictions are saved to
+as it is done, so that one bad video or an interruption never costs the others:
+
+    <out>/UCF-101-predictions/<Class>/<video>.hdf5   one per video: dataset `predictions` float32 (n, C),
+                                                     the logits of its frames, windows or views
+    <out>/predictions.h5                             every video of a run: `videos` str (N,), `class_list`
+                                                     str (C,), `labels` int64 (N,), `scores` float32 (N, C)
+                                                     per-video log-probabilities (NaN rows: failed),
+                                                     `failed` bool (N,)
+    <out>/metrics.json, <out>/confusion_matrix.npy   the run's video-level metrics
+
+Every file records how it was made in its attributes (`identity`: the checkpoint's weight digest and
+the test settings); a rerun reuses only what was made alike, and an --out holding predictions made
+otherwise stops the run unless --overwrite. combine_results.py reads and aligns runs by video name,
+never by file order.
 """
 import json
 import os
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import h5py
@@ -14,23 +33,63 @@ from tqdm import tqdm
 import engine
 import helperFunctions as hf
 import metrics
+import utils
 import video_io
-from utils import atomic_write
 from video_io import video_name
 
 SUBSETS = ("test", "val")  # what the test scripts score: the split's test list, or the held-out groups
-# The test scripts' defaults, which predict.py scores with too.
+# The test scripts' defaults, which tools/predict.py scores with too.
 AVERAGE = "log_softmax"  # how frame / window predictions are combined (the assignment's naive-Bayes sum)
+AVERAGES = ("log_softmax", "softmax")
 FRAME_BATCH = 200        # frames per forward pass (single-frame model)
 WINDOW_BATCH = 32        # windows per forward pass (3D model)
 MODE, STRIDE = "windows", 8  # the 3D model: 16-frame windows every 8 frames
+PREDICTIONS_DIR = "UCF-101-predictions"
+METRIC_KEYS = ("level", "n_videos", "n_failed", *metrics.TOP_K_KEYS, "mean_class_accuracy")
+# What decides a video's saved predictions, and the flag that changes it.
+IDENTITY_FLAGS = {"model": "the test script (test_single_frame.py / test_3d.py)",
+                  "checkpoint_sha256": "--checkpoint (its weights)", "split": "--split", "subset": "--subset",
+                  "val_groups": "--val-groups", "crops": "--crops", "flip": "--flip", "mode": "--mode",
+                  "stride": "--stride", "average": "--average", "precision": "--precision"}
 
 
-def test_lists(data_root: str, split: int, val_groups: int | None, subset: str, ckpt: dict, checkpoint: str):
-    """(class_list, paths, labels, val_groups) of the videos a test script scores: the split's test list,
-    or (subset "val") the groups held out of its train list. val_groups None: the checkpoint's. Stops
-    with a message when the checkpoint was trained on another split or validation set, on other classes,
-    or the subset is empty."""
+# ----------------------------------------------------------------------------- flags, checkpoint, videos
+
+def add_test_flags(p, checkpoint: str, batch_size: int, what: str, out: str) -> None:
+    """The flags both test scripts share; `what` the model scores ("frames", "windows")."""
+    engine.add_data_flags(p, val_groups_default=None)
+    p.add_argument("--checkpoint", default=checkpoint, help="checkpoint.pt of the training script")
+    p.add_argument("--subset", choices=SUBSETS, default="test",
+                   help="test: the split's test list; val: the --val-groups held out of its train list")
+    p.add_argument("--crops", choices=hf.TEST_CROPS, default="center",
+                   help="center: the whole frame resized (the assignment's); three: three squares along the "
+                        f"longer side; predictions averaged over views like {what}")
+    p.add_argument("--flip", action="store_true", help="also score every view mirrored")
+    p.add_argument("--average", choices=AVERAGES, default=AVERAGE,
+                   help=f"how the {what}' predictions are combined (log_softmax: the assignment's)")
+    p.add_argument("--batch-size", type=utils.positive_int, default=batch_size, help=f"{what} per forward pass")
+    engine.add_device_flags(p)
+    p.add_argument("--out", default=out, help="run folder: predictions, metrics")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the predictions in --out when they were made otherwise (another checkpoint "
+                        "or other settings); without it such an --out stops the run")
+
+
+def load_for_testing(checkpoint: str, kind: str) -> dict:
+    """The checkpoint a test script scores with, or one line saying why it cannot be used."""
+    try:
+        return engine.load_checkpoint(checkpoint, kind)
+    except (FileNotFoundError, ValueError) as e:  # a message, not a traceback: wrong or missing file
+        raise SystemExit(f"--checkpoint: {e}") from None
+
+
+def test_lists(data_root: str, split: int | None, val_groups: int | None, subset: str, ckpt: dict,
+               checkpoint: str) -> tuple:
+    """(class_list, paths, labels, split, val_groups) of the videos a test script scores: the split's
+    test list, or (subset "val") the groups held out of its train list. split / val_groups None: the
+    checkpoint's. Stops with a message when the checkpoint was trained on another split or validation
+    set, on other classes, or the subset is empty."""
+    split = ckpt["split"] if split is None else split
     val_groups = ckpt["val_groups"] if val_groups is None else val_groups
     if (split, val_groups) != (ckpt["split"], ckpt["val_groups"]):
         raise SystemExit(f"{checkpoint} was trained on split {ckpt['split']} with --val-groups {ckpt['val_groups']}, "
@@ -52,28 +111,36 @@ def test_lists(data_root: str, split: int, val_groups: int | None, subset: str, 
         raise SystemExit(f"--subset {subset} of split {split} is empty in {data_root}/ucfTrainTestlist: "
                          + ("train with --val-groups N (N > 0) to hold groups out for validation"
                             if subset == "val" else "its test list names no video"))
-    return class_list, paths, labels, val_groups
+    return class_list, paths, labels, split, val_groups
 
 
 def model_from_checkpoint(ckpt: dict) -> engine.FineTune:
-    """Rebuild the trained network of a checkpoint (eval mode, on CPU)."""
+    """Rebuild the trained network of a checkpoint (eval mode, on CPU); it takes uint8 inputs."""
     if ckpt["kind"] == "3d":
         import resnet_3d
-        model = resnet_3d.build(ckpt["arch"], num_classes=ckpt["num_classes"], layer4_blocks=ckpt.get("layer4_blocks"),
-                                widen_factor=ckpt.get("widen_factor", 1.0))
+        model = resnet_3d.build(ckpt["arch"], num_classes=ckpt["num_classes"], layer4_blocks=ckpt["layer4_blocks"],
+                                widen_factor=ckpt["widen_factor"], shortcut_type=ckpt["shortcut_type"])
     else:
         import torchvision
         model = getattr(torchvision.models, ckpt["arch"])(weights=None, num_classes=ckpt["num_classes"])
     model.load_state_dict(ckpt["model"])
-    return engine.FineTune(model, "fc", ckpt.get("layer4_blocks")).eval()
+    stats = engine.input_stats(ckpt["kind"], ckpt.get("preprocess", "assignment"))
+    return engine.FineTune(model, "fc", *stats).eval()
 
 
-def logits_of(net, inputs: torch.Tensor, device, mean, std, batch_size: int) -> torch.Tensor:
-    """uint8 model inputs, frames (N, H, W, 3) or clips (N, T, H, W, 3) -> logits (N, C), `batch_size`
-    inputs a forward pass."""
-    return torch.cat([net(hf.normalize(chunk.to(device, non_blocking=True), mean, std))
-                      for chunk in inputs.split(batch_size)])
+def model_attrs(ckpt: dict, checkpoint: str) -> dict:
+    """How the tested model was made, for the prediction files and the report's methods section."""
+    train = ckpt["args"]
+    about = {"checkpoint": os.path.abspath(checkpoint), "epochs": ckpt["epoch"], "arch": ckpt["arch"],
+             "size": ckpt["size"], "frames": ckpt["frames"], "train_from": ckpt["train_from"],
+             "layer4_blocks": ckpt.get("layer4_blocks"), "widen_factor": ckpt.get("widen_factor"),
+             "preprocess": ckpt.get("preprocess"), "lr": train["lr"], "batch_size": train["batch_size"],
+             "pretrained": train["pretrained"], "train_precision": ckpt["precision"],
+             "processes": ckpt["processes"]}
+    return {k: v for k, v in about.items() if v is not None}  # HDF5 attributes cannot hold None
 
+
+# ----------------------------------------------------------------------------- model inputs and scoring
 
 def window_starts(n_frames: int, frames: int, stride: int) -> list:
     """Starts of the `frames`-long windows every `stride` frames, the last window always included."""
@@ -94,73 +161,85 @@ def window_inputs(video: torch.Tensor, mode: str, frames: int, stride: int) -> t
     return torch.stack([video[s:s + frames] for s in window_starts(len(video), frames, stride)])
 
 
-def score_videos(loader, inputs, forward, batch_size: int, device, out: str, paths, todo: list, scores, labels,
-                 attrs: dict, average: str) -> dict:
-    """Score the videos `loader` yields (an hf.VideoDataset of paths[todo], one video a batch).
-    inputs(view) maps a view, uint8 (T, S, S, 3), to its model inputs (n, ...) (frames or windows), and
-    forward(x) maps inputs to logits (n, C), `batch_size` a forward pass (logits_of). Short videos'
-    inputs are batched together, up to `batch_size` (a batch of one 40-frame video keeps a CPU several
-    times below its speed); a longer video is scored alone. Every view's rows are averaged
-    together, like frames or windows. Each video's logits are saved to its prediction file and its
-    aggregated scores (C,) written into `scores` (N, C), so memory stays flat over thousands of videos.
-    A video that fails to decode is listed and keeps a NaN row (counted wrong). Returns {path: error}."""
-    failed, hits, done = {}, np.zeros(len(engine.TOP_K)), 0
-    pending = []  # (index into paths, its inputs) of the videos not scored yet
-    bar = tqdm(total=len(todo), desc="test videos", dynamic_ncols=True)
+def logits_of(net: torch.nn.Module, inputs: torch.Tensor, run: engine.Run, batch_size: int) -> np.ndarray:
+    """uint8 model inputs, frames (N, H, W, 3) or clips (N, T, H, W, 3) -> float32 logits (N, C),
+    `batch_size` inputs a forward pass."""
+    with torch.inference_mode(), engine.autocast(run):
+        return torch.cat([net(chunk.to(run.device, non_blocking=True)).float().cpu()
+                          for chunk in inputs.split(batch_size)]).numpy()
 
-    def score_pending():
-        nonlocal hits, done
-        batch_inputs = torch.cat([v for _, v in pending])
-        try:
-            with engine.autocast(device):
-                logits = forward(batch_inputs).float().cpu().numpy()
-        except torch.cuda.OutOfMemoryError:
-            raise SystemExit(f"CUDA out of memory on {', '.join(paths[i] for i, _ in pending)} ({len(batch_inputs)} "
-                             f"inputs of {tuple(batch_inputs.shape[1:])}): try a smaller --batch-size (test_3d.py: "
-                             f"or --mode windows); the {done} videos scored so far are saved in {out} and a rerun "
-                             f"skips them") from None
-        rows = np.cumsum([len(v) for _, v in pending])[:-1]
-        for (i, _), video_logits in zip(pending, np.split(logits, rows)):
-            save_video(video_file(out, paths[i]), video_logits, attrs)
-            scores[i] = metrics.aggregate(video_logits, average)
-            top = np.argsort(-scores[i])[:max(engine.TOP_K)]
-            hits += [labels[i] in top[:k] for k in engine.TOP_K]
-            done += 1
+
+@dataclass
+class VideoBatch:
+    """The inputs of consecutive videos scored in one forward pass: `indices` into the loader's
+    dataset, `rows` inputs of each, their inputs concatenated (sum(rows), ...)."""
+    indices: list
+    rows: list
+    inputs: torch.Tensor
+
+    def per_video(self, logits: np.ndarray) -> Iterator[tuple]:
+        """(index, its logits (rows, C)) of every video of the batch."""
+        return zip(self.indices, np.split(logits, np.cumsum(self.rows)[:-1]))
+
+
+def video_batches(loader, to_inputs: Callable, batch_size: int, failed: dict) -> Iterator[VideoBatch]:
+    """The videos of `loader` (an hf.VideoDataset, one video a batch) as VideoBatch: the inputs of
+    consecutive videos are put together while they fit `batch_size` and have one shape (a batch of
+    one 40-frame video keeps a CPU or GPU far below its speed); a longer video is a batch of its own.
+    to_inputs(view) maps a view, uint8 (T, S, S, 3), to its model inputs (n, ...); every view's rows
+    are averaged together later, like frames or windows. A video that fails to decode is added to
+    `failed` {path: error} and printed. Shows a progress bar of the videos done."""
+    pending, bar = [], tqdm(total=len(loader.dataset), desc="test videos", dynamic_ncols=True)
+
+    def batch_of_pending():
+        return VideoBatch([i for i, _ in pending], [len(v) for _, v in pending], torch.cat([v for _, v in pending]))
+
+    for batch in loader:
+        for path, err in batch["failed"]:
+            failed[path] = err
+            tqdm.write(f"FAILED (counted wrong) {err}")
+            bar.update(1)
+        if len(batch["label"]) == 0:
+            continue
+        x = torch.cat([to_inputs(view) for view in batch["video"][0]])
+        if pending and (sum(len(v) for _, v in pending) + len(x) > batch_size
+                        or x.shape[1:] != pending[0][1].shape[1:]):
+            yield batch_of_pending()
+            bar.update(len(pending))
+            pending = []
+        pending.append((int(batch["index"][0]), x))
+    if pending:
+        yield batch_of_pending()
         bar.update(len(pending))
-        bar.set_postfix_str("running top1/5/10 %.3f/%.3f/%.3f" % tuple(hits / done))
-        pending.clear()
-
-    with torch.inference_mode():
-        for batch in loader:
-            for path, err in batch["failed"]:
-                failed[path] = err
-                bar.update(1)
-                tqdm.write(f"FAILED (counted wrong) {err}")
-            if len(batch["label"]) == 0:
-                continue
-            x = torch.cat([inputs(view) for view in batch["video"][0]])
-            # batched with the videos before it while they fit and have inputs of its shape (mode
-            # "full": its own length)
-            if pending and (sum(len(p) for _, p in pending) + len(x) > batch_size
-                            or x.shape[1:] != pending[0][1].shape[1:]):
-                score_pending()
-            pending.append((todo[batch["index"][0].item()], x))
-        if pending:
-            score_pending()
     bar.close()
-    return failed
 
 
-def model_attrs(ckpt: dict, checkpoint: str) -> dict:
-    """How the tested model was made, for the prediction files and the report's methods section (None
-    values left out: HDF5 attributes cannot hold them)."""
-    train = ckpt.get("args", {})
-    about = {"checkpoint": os.path.abspath(checkpoint), "epochs": ckpt["epoch"], "frames": ckpt["frames"],
-             "train_from": ckpt.get("train_from"), "layer4_blocks": ckpt.get("layer4_blocks"),
-             "widen_factor": ckpt.get("widen_factor"), "preprocess": ckpt.get("preprocess"), "lr": train.get("lr"),
-             "batch_size": train.get("batch_size"),
-             "pretrained": train.get("weights", train.get("kinetics_checkpoint"))}
-    return {k: v for k, v in about.items() if v is not None}
+@contextmanager
+def out_of_memory_message(batch: VideoBatch, paths, out: str):
+    """A CUDA out-of-memory error in testing as one line saying what to change and what is kept."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        raise SystemExit(f"CUDA out of memory on {', '.join(video_name(paths[i]) for i in batch.indices)} "
+                         f"({len(batch.inputs)} inputs of {tuple(batch.inputs.shape[1:])}): try a smaller "
+                         f"--batch-size (test_3d.py: or --mode windows); the videos scored so far are saved "
+                         f"in {out} and a rerun skips them") from None
+
+
+def interruptible(main: Callable) -> Callable:
+    """Run main(args); on Ctrl-C/SIGTERM or a failed write, say what is kept and that a rerun continues,
+    not a traceback."""
+    def run(args):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            return main(args)
+        except KeyboardInterrupt:
+            raise SystemExit(f"\ninterrupted: every video scored so far is saved in {args.out}/{PREDICTIONS_DIR}; "
+                             f"run the same command again to continue from there") from None
+        except OSError as e:  # a full disk or a folder made read-only during the run
+            raise SystemExit(f"cannot write {e.filename or args.out} ({e.strerror or e}); every video scored "
+                             f"before is saved in {args.out}: free space and run the same command again") from None
+    return run
 
 
 def print_results(summary: dict, class_list, failed_names: list, subset: str, out: str) -> None:
@@ -172,63 +251,84 @@ def print_results(summary: dict, class_list, failed_names: list, subset: str, ou
             print(f"  {class_list[c]:<28s} {acc[c]:6.3f}  ({counts[c]} videos)")
     if failed_names:
         print(f"{len(failed_names)} videos could not be decoded and count as wrong: {', '.join(failed_names)}")
+    top = "  ".join(f"top{k} {summary[f'top{k}']:.4f}" for k in metrics.TOP_K)
     print(f"video-level accuracy over {summary['n_videos']} {subset} videos ({summary['n_failed']} failed): "
-          f"top1 {summary['top1']:.4f}  top5 {summary['top5']:.4f}  top10 {summary['top10']:.4f}  "
-          f"mean class {summary['mean_class_accuracy']:.4f}")
-    print(f"saved {out}/h5, metrics.json, confusion_matrix.npy and UCF-101-predictions/")
+          f"{top}  mean class {summary['mean_class_accuracy']:.4f}")
+    print(f"saved {out}/predictions.h5, metrics.json, confusion_matrix.npy and {PREDICTIONS_DIR}/")
 
 
 # ----------------------------------------------------------------------------- prediction files
-
-METRIC_KEYS = ("level", "n_videos", "n_failed", "top1", "top5", "top10", "mean_class_accuracy")
-
 
 def video_file(out: str, video_path: str) -> str:
     """Where a video's saved predictions go: <out>/UCF-101-predictions/<Class>/<video>.hdf5, mirroring
     the dataset as the assignment does."""
     cls = os.path.basename(os.path.dirname(str(video_path)))
-    return os.path.join(out, "UCF-101-predictions", cls, video_name(video_path) + ".hdf5")
+    return os.path.join(out, PREDICTIONS_DIR, cls, video_name(video_path) + ".hdf5")
 
 
-def save_video(path: str, logits: np.ndarray, attrs: dict) -> None:
-    """Per-video logits (n, C) -> HDF5 dataset `predictions`, atomically; attrs say how they were made."""
+def save_video(path: str, logits: np.ndarray, identity: dict) -> None:
+    """Per-video logits (n, C) -> HDF5 dataset `predictions`, atomically, with how they were made."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with atomic_write(path) as tmp, h5py.File(tmp, "w") as h:
+    with utils.atomic_write(path) as tmp, h5py.File(tmp, "w") as h:
         h.create_dataset("predictions", data=logits.astype(np.float32))
-        h.attrs.update(attrs)
+        h.attrs.update(identity)
 
 
-def load_video(path: str, attrs: dict) -> np.ndarray | None:
-    """Saved logits of a finished video, or None when absent, unreadable or made another way (other
-    checkpoint, mode or stride), so that a rerun resumes but never mixes settings."""
-    try:
-        with h5py.File(path, "r") as h:
-            if any(h.attrs.get(k) != v for k, v in attrs.items()):
-                return None
-            return h["predictions"][()]
-    except (OSError, KeyError):
-        return None
+def _identity_of(attrs) -> dict:
+    return {k: _plain(attrs[k]) for k in IDENTITY_FLAGS if k in attrs}
 
 
-def finished_scores(out: str, paths, n_classes: int, attrs: dict, average: str) -> tuple[np.ndarray, list]:
-    """Scores of the videos an earlier run saved with the same `attrs`: (float32 (N, C), NaN rows for
-    the videos still to do, and their indices)."""
+def _differ(saved: dict, identity: dict) -> str:
+    """'--crops was center, now three; ...' for the identity keys that differ, or ''."""
+    return "; ".join(f"{IDENTITY_FLAGS[k]} was {utils.shown(saved.get(k))}, now {utils.shown(identity.get(k))}"
+                     for k in utils.differences(saved, identity))
+
+
+def clear_run(out: str) -> None:
+    """Remove the prediction files of a test run folder (--overwrite); nothing else in it."""
+    shutil.rmtree(os.path.join(out, PREDICTIONS_DIR), ignore_errors=True)
+    for name in ("predictions.h5", "metrics.json", "confusion_matrix.npy"):
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+
+
+def finished_scores(out: str, paths, n_classes: int, identity: dict, average: str) -> tuple[np.ndarray, list]:
+    """Scores of the videos an earlier run saved in `out` with this `identity`: (float32 (N, C) with NaN
+    rows for the videos still to do, their indices). Stops with one line naming what differs when
+    `out` holds predictions made otherwise (its predictions.h5, or any video's file)."""
+    run_file = os.path.join(out, "predictions.h5")
+    if os.path.isfile(run_file):
+        try:
+            with h5py.File(run_file, "r") as h:
+                saved = _identity_of(h.attrs)
+        except OSError:
+            saved = {}
+        if saved and _differ(saved, identity):
+            raise SystemExit(f"--out {out} holds predictions made otherwise ({_differ(saved, identity)}): use "
+                             f"another --out, or --overwrite to replace them")
     scores = np.full((len(paths), n_classes), np.nan, dtype=np.float32)
     todo = []
     for i, p in enumerate(paths):
-        logits = load_video(video_file(out, p), attrs)
-        if logits is None:
+        try:
+            with h5py.File(video_file(out, p), "r") as h:
+                saved, logits = _identity_of(h.attrs), h["predictions"][()]
+        except (OSError, KeyError):  # absent, or cut short by a kill: score it (again)
             todo.append(i)
-        else:
-            scores[i] = metrics.aggregate(logits, average)
+            continue
+        if _differ(saved, identity):
+            raise SystemExit(f"--out {out} holds predictions made otherwise ({video_file(out, p)}: "
+                             f"{_differ(saved, identity)}): use another --out, or --overwrite to replace them")
+        scores[i] = metrics.aggregate(logits, average)
     return scores, todo
 
 
-def save_run(out: str, paths, labels, scores: np.ndarray, class_list, summary: dict, failed, attrs: dict) -> None:
+def save_run(out: str, paths, labels, scores: np.ndarray, class_list, summary: dict, failed: list,
+             attrs: dict) -> None:
     """Write <out>/predictions.h5, metrics.json and confusion_matrix.npy of a scored subset.
-    `failed`: the paths that could not be decoded; `summary`: metrics.summarize of the scores."""
+    `failed`: the paths that could not be decoded; `summary`: metrics.summarize of the scores;
+    `attrs`: the identity and how the model was made."""
     os.makedirs(out, exist_ok=True)
-    with atomic_write(os.path.join(out, "predictions.h5")) as tmp, h5py.File(tmp, "w") as h:
+    with utils.atomic_write(os.path.join(out, "predictions.h5")) as tmp, h5py.File(tmp, "w") as h:
         h.create_dataset("videos", data=np.array([video_name(p) for p in paths], dtype=object),
                          dtype=h5py.string_dtype())
         h.create_dataset("class_list", data=np.array(class_list, dtype=object), dtype=h5py.string_dtype())
@@ -236,9 +336,10 @@ def save_run(out: str, paths, labels, scores: np.ndarray, class_list, summary: d
         h.create_dataset("scores", data=scores)
         h.create_dataset("failed", data=np.isnan(scores).all(1))
         h.attrs.update({**attrs, "level": "video"})
-    np.save(os.path.join(out, "confusion_matrix.npy"), summary["confusion"])
-    failed_names = [video_name(p) for p in paths if p in failed]
-    with atomic_write(os.path.join(out, "metrics.json")) as tmp, open(tmp, "w") as f:
+    with utils.atomic_write(os.path.join(out, "confusion_matrix.npy")) as tmp, open(tmp, "wb") as f:
+        np.save(f, summary["confusion"])
+    failed_names = [video_name(p) for p in failed]
+    with utils.atomic_write(os.path.join(out, "metrics.json")) as tmp, open(tmp, "w") as f:
         json.dump({**{k: summary[k] for k in METRIC_KEYS}, "failed": failed_names, **attrs}, f, indent=2)
 
 
@@ -263,7 +364,7 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def load_run(path: str) -> "Predictions":
+def load_run(path: str) -> Predictions:
     """Read a predictions.h5 (or a run folder holding one) -> Predictions. ValueError or FileNotFoundError
     naming the file when it is missing or not one."""
     if os.path.isdir(path):
@@ -273,12 +374,11 @@ def load_run(path: str) -> "Predictions":
     try:
         with h5py.File(path, "r") as f:
             videos = f["videos"].asstr()[()]
-            class_list = (f["class_list"].asstr()[()] if "class_list" in f
-                          else np.array(_plain(f.attrs["class_list"]), dtype=str))
+            class_list = f["class_list"].asstr()[()]
             labels = f["labels"][()].astype(np.int64)
             scores = f["scores"][()].astype(np.float32)
             failed = f["failed"][()].astype(bool)
-            attrs = {k: _plain(v) for k, v in f.attrs.items() if k != "class_list"}
+            attrs = {k: _plain(v) for k, v in f.attrs.items()}
     except KeyError as e:
         raise ValueError(f"{path}: missing dataset ({e})") from e
     except OSError as e:
@@ -291,8 +391,8 @@ def load_run(path: str) -> "Predictions":
         raise ValueError(f"{path}: labels outside [0, {c})")
     if len(set(videos)) != n:
         raise ValueError(f"{path}: duplicate video names")
-    if attrs.get("level", "video") != "video":
-        raise ValueError(f"{path}: level is {attrs['level']!r}, expected 'video'")
+    if attrs.get("level") != "video" or "model" not in attrs:
+        raise ValueError(f"{path}: not a predictions.h5 of test_single_frame.py or test_3d.py")
     failed = failed | metrics.failed_rows(scores)
     scores[failed] = np.nan  # a failed video must count as wrong even if its row holds numbers
     return Predictions(path, videos, labels, scores, failed, class_list, attrs)
@@ -316,12 +416,3 @@ def align(a: Predictions, b: Predictions) -> Predictions:
         raise ValueError(f"labels differ between {a.path} and {b.path} for {len(bad)} videos "
                          f"(e.g. {a.videos[bad[0]]})")
     return aligned
-
-
-def run_cli(main, parse_args, script):
-    """main(parse_args()) as a command: a bad input file (ValueError, FileNotFoundError, whose messages
-    name it) ends with one line `<script>: <message>` and exit status 1, not a traceback."""
-    try:
-        return main(parse_args())
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"{script}: {e}") from None

@@ -10,81 +10,66 @@ Writes per-video logits to <out>/UCF-101-predictions/<Class>/<video>.hdf5 (windo
 window; full: one row), plus predictions.h5, metrics.json and confusion_matrix.npy; a rerun skips
 finished videos.
 """
-import argparse
-import os
-
 import engine
 import helperFunctions as hf
 import metrics
 import scoring
+import utils
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", default="data/toy",
-                   help="folder with ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or UCF-101-jpeg/")
-    p.add_argument("--split", type=int, default=1, choices=[1, 2, 3])
-    p.add_argument("--checkpoint", default="runs/3d/checkpoint.pt")
-    p.add_argument("--subset", choices=scoring.SUBSETS, default="test",
-                   help="test: the split's test list; val: the --val-groups held out of its train list")
-    p.add_argument("--val-groups", type=int, default=None,
-                   help="the groups held out of the train list (default: as the checkpoint was trained)")
-    p.add_argument("--crops", choices=hf.TEST_CROPS, default="center",
-                   help="center: the whole frame resized (the assignment's); three: three squares along the "
-                        "longer side; predictions averaged over views like windows")
-    p.add_argument("--flip", action="store_true", help="also score every view mirrored")
-    p.add_argument("--mode", choices=["windows", "full"], default=scoring.MODE)
+    p = utils.ArgumentParser(description=__doc__)
+    scoring.add_test_flags(p, checkpoint="runs/3d/checkpoint.pt", batch_size=scoring.WINDOW_BATCH,
+                           what="windows", out="runs/3d_test")
+    p.add_argument("--mode", choices=["windows", "full"], default=scoring.MODE,
+                   help="windows: every clip-long window at --stride; full: the whole video at once")
     # Measured on the toy set (3 splits, 432 test videos, resnet10 at 32x32; not real UCF-101): strides
     # 8, 4 and 1 tie within one video, 16 loses 4; log_softmax never loses to softmax and has the lower
     # NLL; full mode is within noise of windows (20 vs 15 videos right only in one of the two).
-    p.add_argument("--stride", type=int, default=scoring.STRIDE, help="frames between window starts (windows mode)")
-    p.add_argument("--average", choices=["log_softmax", "softmax"], default=scoring.AVERAGE,
-                   help="how window predictions are combined")
-    p.add_argument("--batch-size", type=int, default=scoring.WINDOW_BATCH, help="windows per forward pass")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count()), help="data loading processes")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/3d_test", help="run folder: predictions, metrics")
+    p.add_argument("--stride", type=utils.positive_int, default=scoring.STRIDE,
+                   help="frames between window starts (windows mode)")
     return p.parse_args(argv)
 
 
 def main(args):
-    try:
-        ckpt = engine.load_checkpoint(args.checkpoint, "3d")
-    except (FileNotFoundError, ValueError) as e:  # a message, not a traceback: wrong or missing file
-        raise SystemExit(f"--checkpoint: {e}") from None
-    class_list, paths, labels, val_groups = scoring.test_lists(args.data_root, args.split, args.val_groups,
-                                                               args.subset, ckpt, args.checkpoint)
-    device, _, _ = engine.setup(args.device, args.seed)
-    net = scoring.model_from_checkpoint(ckpt).to(device)
-    mean, std = engine.input_stats(ckpt)
-    # the settings a saved prediction was made with: a rerun reuses only those made alike
-    attrs = {"model": "3d", "mode": args.mode, "stride": args.stride if args.mode == "windows" else 0,
-             "average": args.average, "checkpoint_epoch": ckpt["epoch"],
-             "size": ckpt["size"], "arch": ckpt["arch"], "split": args.split, "subset": args.subset,
-             "val_groups": val_groups, "crops": args.crops, "flip": args.flip}
-    scores, todo = scoring.finished_scores(args.out, paths, len(class_list), attrs, args.average)
-    print(f"{len(paths)} {args.subset} videos of split {args.split}: {len(paths) - len(todo)} already scored "
+    ckpt = scoring.load_for_testing(args.checkpoint, "3d")
+    class_list, paths, labels, split, val_groups = scoring.test_lists(args.data_root, args.split, args.val_groups,
+                                                                      args.subset, ckpt, args.checkpoint)
+    utils.check_writable(args.out)
+    run = engine.setup(args.device, precision=args.precision)
+    net = scoring.model_from_checkpoint(ckpt).to(run.device)
+    # what a saved prediction was made with: a rerun reuses only those made alike
+    identity = {"model": "3d", "checkpoint_sha256": ckpt["weights_sha256"], "split": split, "subset": args.subset,
+                "val_groups": val_groups, "crops": args.crops, "flip": args.flip, "mode": args.mode,
+                "stride": args.stride if args.mode == "windows" else 0, "average": args.average,
+                "precision": run.precision}
+    if args.overwrite:
+        scoring.clear_run(args.out)
+    scores, todo = scoring.finished_scores(args.out, paths, len(class_list), identity, args.average)
+    print(f"{len(paths)} {args.subset} videos of split {split}: {len(paths) - len(todo)} already scored "
           f"in {args.out}, {len(todo)} to go", flush=True)
 
     dataset = hf.VideoDataset(paths[todo], labels[todo], size=ckpt["size"], crops=args.crops, flip=args.flip)
-    loader = hf.make_loader(dataset, 1, False, args.workers, args.seed)
+    loader = hf.make_loader(dataset, 1, False, args.workers)
     def windows(view):  # uint8 (T, S, S, 3) -> (windows, frames, S, S, 3), or (1, T, S, S, 3) in full mode
-        return scoring.window_inputs(view.to(device, non_blocking=True), args.mode, ckpt["frames"], args.stride)
-    def forward(x):  # windows -> logits (windows, C), --batch-size a pass
-        return scoring.logits_of(net, x, device, mean, std, args.batch_size)
-    failed = scoring.score_videos(loader, windows, forward, args.batch_size, device, args.out, paths, todo, scores,
-                                  labels, attrs, args.average)
+        return scoring.window_inputs(view, args.mode, ckpt["frames"], args.stride)
+    failed = {}  # path: why it could not be read
+    for batch in scoring.video_batches(loader, windows, args.batch_size, failed):
+        with scoring.out_of_memory_message(batch, dataset.paths, args.out):
+            logits = scoring.logits_of(net, batch.inputs, run, args.batch_size)  # (windows, C)
+        for i, video_logits in batch.per_video(logits):
+            scoring.save_video(scoring.video_file(args.out, paths[todo[i]]), video_logits, identity)
+            scores[todo[i]] = metrics.aggregate(video_logits, args.average)
 
     summary = metrics.summarize(scores, labels, class_list)
-    scoring.save_run(args.out, paths, labels, scores, class_list, summary, failed,
-                         {**attrs, **scoring.model_attrs(ckpt, args.checkpoint)})
-    scoring.print_results(summary, class_list, [hf.video_name(p) for p in paths if p in failed], args.subset, args.out)
+    scoring.save_run(args.out, paths, labels, scores, class_list, summary, list(failed),
+                     {**identity, **scoring.model_attrs(ckpt, args.checkpoint)})
+    scoring.print_results(summary, class_list, [hf.video_name(p) for p in failed], args.subset, args.out)
     if summary["n_failed"] == len(paths):  # all-zero metrics are no result: say so with the exit status
-        raise SystemExit(f"none of the {len(paths)} {args.subset} videos of split {args.split} could be read "
+        raise SystemExit(f"none of the {len(paths)} {args.subset} videos of split {split} could be read "
                          f"(each is named above with the reason): check --data-root {args.data_root}")
     return summary
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    scoring.interruptible(main)(parse_args())

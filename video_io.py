@@ -10,6 +10,7 @@ returns uint8 RGB frames (N, H, W, 3), and every failure is a VideoReadError nam
 """
 import itertools
 import os
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -48,6 +49,9 @@ def check_data_root(root: str) -> list:
     (FileNotFoundError; a root one level too deep, e.g. its UCF-101/ folder, is named as such).
     Returns the video folders found."""
     root = os.path.normpath(str(root))
+    if os.path.isfile(root):
+        raise FileNotFoundError(f"data root {root} is a file, not a folder: pass the folder that holds "
+                                f"ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or UCF-101-jpeg/")
     if not os.path.isdir(root):
         raise FileNotFoundError(f"data root {root} does not exist (expected a folder holding "
                                 f"ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or UCF-101-jpeg/)")
@@ -175,10 +179,32 @@ def _file_key(path):
     return os.path.realpath(path), st.st_mtime_ns, st.st_size
 
 
+def _truncated_avi(path):
+    """Why an AVI file is cut short, or None: its RIFF header gives the file's length, so a copy or
+    download that stopped early is caught before decoding, and every reader (training, testing,
+    prepare_data) gives it the same verdict, whichever frames it would have read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError as e:
+        return f"cannot read ({e.strerror or e})"
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return None  # not an AVI: FFmpeg decides
+    announced, size = int.from_bytes(head[4:8], "little") + 8, os.path.getsize(path)
+    if size < announced:
+        return (f"truncated: the file has {size:,} of the {announced:,} bytes its header announces (an "
+                f"interrupted copy or download?); copy or extract it again")
+    return None
+
+
 @contextmanager
 def _open_avi(path):
     """(container, video stream) of a video file FFmpeg reads (through PyAV), decoding on this
-    thread only (DataLoader workers decode in parallel: one thread each), while it is open."""
+    thread only (DataLoader workers decode in parallel: one thread each), while it is open. A
+    truncated AVI is refused before decoding (`_truncated_avi`)."""
+    cut = _truncated_avi(path)
+    if cut:
+        raise VideoReadError(path, cut)
     try:
         container = av.open(path)
     except av.FFmpegError as e:
@@ -325,21 +351,86 @@ def _read_avi(path, container, stream, n, keys):
     return _collect(path, container, stream, want, n, 0)
 
 
-def count_frames(path: str) -> int:
+def count_frames(path: str, formats: tuple = FORMATS) -> int:
     """Number of frames of a video (any format): an AVI's header count where plausible, else the
-    frames decoded (once per file and process)."""
-    fmt, real = resolve_video(path)
+    frames decoded (once per file and process). A store copy that is stale or unreadable counts its
+    source's frames instead, as `read_frames` reads them."""
+    fmt, real = resolve_video(path, formats)
     if fmt == "avi":
         with _open_avi(real) as (_, stream):
             n = _avi_frame_count(real, stream)
         if n <= 0:
             raise VideoReadError(real, "no frame could be decoded (empty, corrupt or not a video)")
         return n
-    with _open_h5(real) as (_, ds):
-        n = len(ds)
+    n, instead = _from_store(path, fmt, real, formats, len)
+    if instead:
+        return count_frames(path, instead)
     if n == 0:
         raise VideoReadError(real, "the video has no frames")
     return n
+
+
+# The source a store file was made from, as recorded by write_video: its format, size and modification
+# time (and frame count). A reader compares the first three with the source's file, when it is there.
+SOURCE_ATTRS = ("source_format", "source_size", "source_mtime_ns", "source_frames")
+_WARNED = set()  # store files already warned about in this process
+
+
+def _warn_once(real: str, message: str) -> None:
+    if real not in _WARNED:
+        _WARNED.add(real)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def source_record(path: str, fmt: str, n_frames: int) -> dict:
+    """What a store file records of the `fmt` ("avi" or "hdf5") file at `path` it is made from."""
+    st = os.stat(path)
+    return {"source_format": fmt, "source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns,
+            "source_frames": n_frames}
+
+
+def stale_source(canonical: str, attrs) -> tuple | None:
+    """(format, path) of a store copy's source when the source has changed since the copy was made
+    (its size or modification time differ from the record), else None: also when the copy records no
+    source (the course's raw copy is a source itself) or the source is not there."""
+    fmt = attrs.get("source_format")
+    if fmt is None:
+        return None
+    fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+    src = store_path(canonical, fmt)
+    try:
+        st = os.stat(src)
+    except OSError:
+        return None
+    if st.st_size != attrs.get("source_size") or st.st_mtime_ns != attrs.get("source_mtime_ns"):
+        return fmt, src
+    return None
+
+
+def _from_store(path: str, fmt: str, real: str, formats: tuple, read) -> tuple:
+    """(read(dataset), None) of a current store copy (compact or raw) of a video; else (None, the
+    formats to read instead), after a warning naming both files, when its source changed since it was
+    made or it cannot be read and another copy exists (without one, its VideoReadError stands)."""
+    try:
+        with _open_h5(real) as (_, ds):
+            stale = stale_source(path, ds.file.attrs)
+            if stale is None:
+                return read(ds), None
+    except VideoReadError as e:
+        rest = formats[formats.index(fmt) + 1:] if fmt in formats else ()
+        try:
+            other_fmt, other = resolve_video(path, rest)
+        except VideoReadError:
+            raise e from None
+        if other == real:
+            raise
+        _warn_once(real, f"{e}: reading {other} instead; run python -m tools.prepare_data again to "
+                         f"repair the store")
+        return None, rest[rest.index(other_fmt):]
+    _warn_once(real, f"{real} is older than its source {stale[1]} (the source changed since it was "
+                     f"converted): reading the source; run python -m tools.prepare_data again to bring "
+                     f"the store up to date")
+    return None, (stale[0],)
 
 
 def read_frames(path: str, indices=None, formats: tuple = FORMATS) -> np.ndarray:
@@ -348,7 +439,9 @@ def read_frames(path: str, indices=None, formats: tuple = FORMATS) -> np.ndarray
     `indices`: None for every frame; the frame numbers; or a function of the video's frame count
     returning them, so that a random clip is chosen and read with the file opened once.
     Indices may repeat or be unordered (short clips are padded by repeating frames).
-    `formats`: which copies may be read, in order (prepare_data.py reads its source format only).
+    `formats`: which copies may be read, in order (prepare_data reads its source format only).
+    A store copy whose source changed since it was made, or that cannot be read, is passed over for
+    the source (or another copy), with a warning: the frames are always the source's.
     """
     fmt, real = resolve_video(path, formats)
     if fmt == "avi":  # one open: the count (for a random clip), then the frames
@@ -363,22 +456,28 @@ def read_frames(path: str, indices=None, formats: tuple = FORMATS) -> np.ndarray
             keys, order = _unique_indices(real, indices(n) if callable(indices) else indices)
             frames = _read_avi(real, container, stream, n, keys)
     else:
-        with _open_h5(real) as (kind, ds):
-            n = len(ds)
-            if n == 0:
-                raise VideoReadError(real, "the video has no frames")
-            keys, order = _unique_indices(real, indices(n) if callable(indices) else indices)
-            if keys is None:
-                keys = np.arange(n)
-            elif len(keys) and keys[-1] >= n:
-                raise VideoReadError(real, f"frames up to {keys[-1]} requested, the video has {n}")
-            if kind == "jpeg":
-                frames = _decode_all(_jpeg_span(ds, keys), real, keys)
-            else:
-                frames = _to_rgb(ds[:] if indices is None else ds[keys], real)
+        read, instead = _from_store(path, fmt, real, formats, lambda ds: _read_store(real, ds, indices))
+        if instead:
+            return read_frames(path, indices, instead)
+        frames, keys, order = read
     if order is None or (len(order) == len(keys) and (order[1:] > order[:-1]).all()):
         return frames  # sorted, no repeats (a clip inside the video): no reordering copy
     return frames[order]
+
+
+def _read_store(real, ds, indices):
+    """(frames, sorted unique keys, order) of an open store dataset (`jpeg` or raw `video`)."""
+    n = len(ds)
+    if n == 0:
+        raise VideoReadError(real, "the video has no frames")
+    keys, order = _unique_indices(real, indices(n) if callable(indices) else indices)
+    if keys is None:
+        keys = np.arange(n)
+    elif len(keys) and keys[-1] >= n:
+        raise VideoReadError(real, f"frames up to {keys[-1]} requested, the video has {n}")
+    if ds.name.endswith("jpeg"):
+        return _decode_all(_jpeg_span(ds, keys), real, keys), keys, order
+    return _to_rgb(ds[:] if indices is None else ds[keys], real), keys, order
 
 
 def _unique_indices(path, indices):
@@ -389,31 +488,6 @@ def _unique_indices(path, indices):
     if len(uniq) and uniq[0] < 0:
         raise VideoReadError(path, f"negative frame index {uniq[0]}")
     return uniq, order
-
-
-def read_jpeg_frames(path: str, indices) -> tuple:
-    """The undecoded JPEG byte strings of frames of a video's compact-store copy, for decoding on the GPU.
-
-    `indices(n_frames)` gives the frame numbers (may repeat). Returns (uint8 byte arrays in that order,
-    indices, (height, width)); raises VideoReadError where the video has no compact-store copy.
-    """
-    fmt, real = resolve_video(path)
-    if fmt != "jpeg":
-        raise VideoReadError(real, f"decoding on the device needs the compact store (prepare_data.py); "
-                                   f"this video has only a {fmt} copy")
-    with _open_h5(real) as (kind, ds):
-        if kind != "jpeg":
-            raise VideoReadError(real, "decoding on the device needs a 'jpeg' dataset (compact store); "
-                                       "this file holds raw frames")
-        idx = indices(len(ds)) if len(ds) else np.zeros(0, dtype=np.int64)
-        uniq, order = _unique_indices(real, idx)
-        bufs = _jpeg_span(ds, uniq)[order]
-        height, width = int(ds.file.attrs.get("height", 0)), int(ds.file.attrs.get("width", 0))
-    if not len(bufs):
-        raise VideoReadError(real, "the video has no frames")
-    if not height or not width:  # a store written without the attributes: decode one frame for its size
-        height, width = _decode_jpeg(bufs[0], real, idx[0]).shape[:2]
-    return list(bufs), idx, (height, width)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -432,9 +506,10 @@ def read_source(path: str, kind: str) -> tuple[np.ndarray, float]:
     return frames, fps
 
 
-def write_video(out_path: str, frames: np.ndarray, fps: float, to: str = "jpeg", quality: int = JPEG_QUALITY) -> None:
+def write_video(out_path: str, frames: np.ndarray, fps: float, to: str = "jpeg", quality: int = JPEG_QUALITY,
+                source: dict | None = None) -> None:
     """Write frames uint8 (T, H, W, 3) RGB as one HDF5 file of the compact store (`to` "jpeg") or of the
-    course's raw copy ("hdf5"), atomically."""
+    course's raw copy ("hdf5"), atomically; `source`: source_record of the file they come from."""
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with atomic_write(out_path) as tmp, h5py.File(tmp, "w") as h:
         if to == "jpeg":
@@ -445,15 +520,18 @@ def write_video(out_path: str, frames: np.ndarray, fps: float, to: str = "jpeg",
             h.attrs["quality"] = quality
         else:
             h.create_dataset("video", data=frames, chunks=(1,) + frames.shape[1:])
-        h.attrs.update(n_frames=len(frames), fps=fps, height=frames.shape[1], width=frames.shape[2])
+        h.attrs.update(n_frames=len(frames), fps=fps, height=frames.shape[1], width=frames.shape[2], **(source or {}))
 
 
-def is_complete(path: str) -> bool:
-    """A finished store file: it opens and holds as many frames as its n_frames attribute says."""
+def is_complete(path: str, source: str) -> bool:
+    """A finished, current store file: it opens, holds as many frames as its n_frames attribute says,
+    and records `source` as it is now (its size and modification time)."""
     try:
         with h5py.File(path, "r") as h:
             ds = h["jpeg"] if "jpeg" in h else h["video"]
-            return len(ds) == h.attrs["n_frames"] > 0
+            st = os.stat(source)
+            return (len(ds) == h.attrs["n_frames"] > 0 and h.attrs.get("source_size") == st.st_size
+                    and h.attrs.get("source_mtime_ns") == st.st_mtime_ns)
     except (OSError, KeyError):
         return False
 
@@ -463,9 +541,10 @@ def convert(task: tuple) -> tuple:
     error or None); the written file is read back and removed when it does not match."""
     src, kind, dst, to, quality = task
     try:
+        record = source_record(src, kind, 0)  # before reading: a change during the read shows later
         frames, fps = read_source(src, kind)
-        write_video(dst, frames, fps, to, quality)
-        if count_frames(dst) != len(frames):
+        write_video(dst, frames, fps, to, quality, {**record, "source_frames": len(frames)})
+        if count_frames(dst, ("hdf5",)) != len(frames):
             os.remove(dst)
             raise VideoReadError(dst, "frame count differs from the source after writing")
         return src, len(frames), os.path.getsize(dst), frames.nbytes, None

@@ -407,7 +407,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="runs/combined",
                    help="output folder of combine_results.py (default: %(default)s)")
-    p.add_argument("--out", default="report/report.pdf",
+    p.add_argument("--pdf", "--out", dest="out", default="report/report.pdf",
                    help="PDF path; the .md twin is written next to it (default: %(default)s)")
     p.add_argument("--splits-summary", default=None,
                    help="splits_summary.json of splits_summary.py: adds the table of top-1 over splits")

@@ -33,16 +33,16 @@ def test_topk_matches_stable_argsort_reference():
 def test_partial_nan_row_is_failed_and_empty_input():
     scores = np.array([[NAN, 5.0, 0.0]])
     assert metrics.topk_accuracy(scores, [1], ks=(1,))[1] == 0.0
-    assert metrics.predictions(scores).tolist() == [-1]
+    assert metrics.predicted_classes(scores).tolist() == [-1]
     assert np.isnan(metrics.topk_accuracy(np.zeros((0, 3)), np.zeros(0, int), ks=(1,))[1])
 
 
 def test_predictions_argmax_lower_index_wins_and_failed():
-    assert metrics.predictions(SCORES).tolist() == [1, 0, 0, -1]
+    assert metrics.predicted_classes(SCORES).tolist() == [1, 0, 0, -1]
 
 
 def test_confusion_counts_ignores_failed():
-    cm = metrics.confusion_counts(LABELS, metrics.predictions(SCORES), 3)
+    cm = metrics.confusion_counts(LABELS, metrics.predicted_classes(SCORES), 3)
     assert cm.tolist() == [[1, 0, 0], [1, 0, 0], [0, 1, 0]]
     assert cm.dtype.kind == "i"
     with pytest.raises(ValueError):

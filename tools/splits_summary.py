@@ -1,26 +1,27 @@
 """Summarise the assignment run on several UCF-101 splits: per model, top-1 per split, mean and std.
 
 Usage:
-    python splits_summary.py --runs runs/toy/split1 runs/toy/split2 runs/toy/split3 --out runs/toy/splits_summary.json
+    python -m tools.splits_summary --runs runs/toy/split1 runs/toy/split2 runs/toy/split3 --out runs/toy
 
 Each run folder holds combined/results.json (combine_results.py) of one split (or pass the
 results.json files or combined/ folders themselves). The runs must differ in their split only:
-the same models, test-time settings (mode, stride, crops, flip, ...), validation groups and way of
-choosing the fusion weight. UCF-101 papers report the mean over the three official splits; the std
+the same models and training settings, test-time settings (mode, stride, crops, flip, ...),
+validation groups and way of choosing the fusion weight: everything the prediction files record but
+the split and what follows from it (the checkpoints, their digests). Writes <out>/splits_summary.json. UCF-101 papers report the mean over the three official splits; the std
 is the sample standard deviation (ddof 1) over splits, 0 for a single split. All accuracies are
 video-level top-1.
 """
-import argparse
 import json
 import os
 
 import numpy as np
 
-import scoring
+import utils
 
 MODELS = ("single_frame", "3d", "fused")
-# attributes that may differ between the runs of one summary: only the split
-VARYING = ("split",)
+# recorded attributes that may differ between the runs of one summary: the split and what follows from
+# it, and the number of processes (an optimizer step's batch is the same whatever their number)
+VARYING = ("split", "checkpoint", "checkpoint_sha256", "processes")
 
 
 def results_path(run):
@@ -38,7 +39,7 @@ def load_results(run):
     try:
         with open(path) as f:
             results = json.load(f)
-        split = int(results["attrs"]["single_frame"].get("split", 1))
+        split = int(results["attrs"]["single_frame"]["split"])
         {m: results["models"][m]["top1"] for m in MODELS}
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not a results.json written by combine_results.py ({e!r})") from None
@@ -51,7 +52,7 @@ def settings(results):
     weight was chosen (and the weight itself when it was fixed)."""
     out = {f"{m}.{k}": v for m in ("single_frame", "3d") for k, v in results["attrs"][m].items()
            if k not in VARYING}
-    fusion = results.get("fusion", {"chosen_on": "fixed", "weight": results.get("weight_single_frame")})
+    fusion = results["fusion"]
     out["fusion.chosen_on"] = fusion["chosen_on"]
     if fusion["chosen_on"] == "fixed":
         out["fusion.weight"] = fusion["weight"]
@@ -81,32 +82,33 @@ def summarize(runs):
         models[m] = {"per_split": {str(s): float(t) for s, t in zip(splits, top1)},
                      "top1_mean": float(top1.mean()),
                      "top1_std": float(top1.std(ddof=1)) if len(top1) > 1 else 0.0}
-    fusion = {str(s): r.get("fusion", {}).get("weight", r.get("weight_single_frame")) for _, r, s in runs}
+    fusion = {str(s): r["fusion"]["weight"] for _, r, s in runs}
     return {"level": "video", "metric": "top1", "std_ddof": 1, "splits": splits,
             "runs": {str(s): p for p, _, s in runs}, "models": models, "fusion_weight": fusion,
             "settings": ref_settings}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = utils.ArgumentParser(description=__doc__)
     p.add_argument("--runs", nargs="+", required=True,
                    help="run folders (each with combined/results.json), one per split")
-    p.add_argument("--out", required=True, help="where to write splits_summary.json")
+    p.add_argument("--out", required=True, help="folder to write splits_summary.json into")
     return p.parse_args(argv)
 
 
 def main(args):
     summary = summarize([load_results(r) for r in args.runs])
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "splits_summary.json")
+    with utils.atomic_write(path) as tmp, open(tmp, "w") as f:
         json.dump(summary, f, indent=1)
     print(f"video-level top-1 over splits {', '.join(map(str, summary['splits']))}:")
     for m, r in summary["models"].items():
         per = "  ".join(f"split {s} {100 * t:6.2f}%" for s, t in r["per_split"].items())
         print(f"  {m:<13} {per}  mean {100 * r['top1_mean']:6.2f}%  std {100 * r['top1_std']:5.2f}")
-    print(f"wrote {args.out}")
+    print(f"wrote {path}")
     return summary
 
 
 if __name__ == "__main__":
-    scoring.run_cli(main, parse_args, "splits_summary.py")
+    utils.run_cli(main, parse_args(), "tools/splits_summary.py")
