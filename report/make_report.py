@@ -27,6 +27,7 @@ matplotlib.use("Agg")  # headless: no display on the training machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import PowerNorm  # noqa: E402
+from matplotlib.figure import Figure as MplFigure  # noqa: E402
 from reportlab.platypus import CondPageBreak, PageBreak  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -161,6 +162,7 @@ def load_discussion(path: str) -> tuple[list, bool]:
 # ----------------------------------------------------------------------------- names and numbers
 
 def pretty_arch(name: str) -> str:
+    """resnet50 -> ResNet-50."""
     return str(name).replace("resnet", "ResNet-")
 
 
@@ -176,6 +178,7 @@ def arch(results: dict) -> tuple[str, str]:
 
 
 def names(results: dict) -> dict:
+    """{role: the name the report gives that model}."""
     two_d, three_d = arch(results)
     return {"single_frame": f"Single-frame ({two_d})", "3d": three_d,
             "fused": f"Fused (weight {results['weight_single_frame']:g} on single-frame)"}
@@ -390,6 +393,7 @@ def model_tables(r: dict) -> list[Table]:
 
 
 def gain_tables(results: dict) -> list[Table]:
+    """The classes where one model beats the other most (per-class accuracy, video-level)."""
     header = ["Class", "Single-frame", "3D", "Gain (points)"]
     rows = {k: [[x["class"], pct(x["acc_a"]), pct(x["acc_b"]), f"{100 * x['gain']:+.1f}"]
                 for x in v] for k, v in results["gains"].items()}
@@ -523,7 +527,7 @@ def sweep_caption(results: dict) -> str:
     return " ".join(parts)
 
 
-def sweep_figure(results: dict):
+def sweep_figure(results: dict) -> MplFigure | None:
     """The fusion weight panel (matplotlib figure), or None when there is nothing to plot."""
     series = sweep_series(results)
     if not series:
@@ -553,7 +557,7 @@ def sweep_figure(results: dict):
 
 # ----------------------------------------------------------------------------- other figures
 
-def _confusion_axes(fig, ax, cm, labels, size, numbers=False):
+def _confusion_axes(fig, ax, cm, labels, size, numbers=False) -> None:
     """Draw a row-normalised confusion matrix `(c, c)` with `labels` on both axes."""
     c = len(labels)
     # zeros are masked (white) so any confusion stands out; sqrt scale lifts small off-diagonals
@@ -579,12 +583,13 @@ def _confusion_axes(fig, ax, cm, labels, size, numbers=False):
     bar.ax.tick_params(labelsize=6)
 
 
-def confusion_figure(cm: np.ndarray, class_list: list):
+def confusion_figure(cm: np.ndarray, class_list: list) -> MplFigure:
     """The whole matrix; with many classes, ordered so that confusions cluster near the diagonal
     (metrics.confusion_order)."""
     c = len(class_list)
     order = metrics.confusion_order(cm) if c > SMALL else np.arange(c)
-    side = 7.0 if c > SMALL else 5.2
+    # drawn at about the size it is shown: half a page when small, a page when large
+    side = 7.0 if c > SMALL else 4.4
     fig, ax = plt.subplots(figsize=(side, side))
     fig.subplots_adjust(left=0.18, right=0.95, bottom=0.18, top=0.98)
     # labels as tall as a row of the square axes allows: readable from 6 to 101 classes
@@ -596,7 +601,7 @@ def confusion_figure(cm: np.ndarray, class_list: list):
 def confusion_caption(c: int) -> str:
     note = " Classes are ordered so that confusions cluster near the diagonal." if c > SMALL else ""
     return ("Row = true class, each cell divided by the true class's number of test videos "
-            f"(video-level); square-root colour scale, white = 0.{note}")
+            f"(video-level); square-root colour scale; white cells are 0.{note}")
 
 
 def block_members(cm: np.ndarray) -> list[int] | None:
@@ -610,7 +615,7 @@ def block_members(cm: np.ndarray) -> list[int] | None:
     return sorted({int(k) for t in top if off.flat[t] > 0 for k in np.unravel_index(t, off.shape)})
 
 
-def confusion_block_figure(cm: np.ndarray, class_list: list):
+def confusion_block_figure(cm: np.ndarray, class_list: list) -> MplFigure | None:
     """An enlarged block of the classes in the most confused pairs (values in %), or None."""
     members = block_members(cm)
     if members is None:
@@ -623,7 +628,7 @@ def confusion_block_figure(cm: np.ndarray, class_list: list):
     return fig
 
 
-def per_class_figure(results: dict):
+def per_class_figure(results: dict) -> MplFigure:
     """Per-class accuracy of 3D against single-frame, the largest gains labelled."""
     a, b = per_class(results, "single_frame"), per_class(results, "3d")
     fig, ax = plt.subplots(figsize=(7.0, 6.4))
@@ -660,7 +665,7 @@ class Figure:
     page: bool = False  # a page of its own (a large confusion matrix)
 
 
-def render(fig, path: str, dpi: int) -> None:
+def render(fig: MplFigure, path: str, dpi: int) -> None:
     """Save a matplotlib figure as PNG, trimmed to its content (the PDF scales it), and close it."""
     fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.04)
     plt.close(fig)
@@ -836,11 +841,12 @@ def pdf_story(report: Report, fig_dir: str) -> list:
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line (exit status 2): the flag and what is wrong, no usage dump."""
 
-    def error(self, message):
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
 def pdf_path(text: str) -> str:
+    """--out: a PDF path, else a usage error (the twin is the .md beside it)."""
     if not text.lower().endswith(".pdf"):
         raise argparse.ArgumentTypeError(f"{text!r} does not end in .pdf (the Markdown twin is "
                                          f"written beside the PDF, with the same name and .md)")

@@ -118,6 +118,14 @@ def write_zip(out: str, files: list, folder: str) -> None:
             os.remove(tmp)
 
 
+def placeholders_only(path: str) -> bool:
+    """Whether the discussion is still the template (unreadable: make_report.py says why)."""
+    try:
+        return discussion.unwritten(discussion.parse(discussion.read(path)))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def size_text(n: int) -> str:
     return f"{n / 2 ** 20:.1f} MiB" if n >= 2 ** 20 else f"{n / 2 ** 10:.0f} KiB"
 
@@ -165,8 +173,7 @@ def main(args: argparse.Namespace) -> str:
     if what["untracked"]:
         print("not in the zip (untracked; git add them to hand them in): "
               + ", ".join(what["untracked"]))
-    if os.path.isfile(args.discussion) and discussion.unwritten(
-            discussion.parse(discussion.read(args.discussion))):
+    if os.path.isfile(args.discussion) and placeholders_only(args.discussion):
         print(f"note: {args.discussion} still holds only the template's placeholders: the report "
               f"says the discussion is not written")
     return args.out

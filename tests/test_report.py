@@ -21,8 +21,10 @@ import matplotlib
 import numpy as np
 import pypdf
 import pytest
+from reportlab.lib.pagesizes import letter
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas
 from scipy import special, stats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +51,8 @@ QUESTIONS = ["Did the results improve after combining the outputs?",
 # long enough to wrap over lines; &, < and > must come out as they are, not as markup
 SENTENCE = ("Fusing the two streams lifted top-1 on the motion pairs because the 3D network sees "
             "the direction of motion that no single frame can show, while the appearance classes "
-            "such as Archery stayed where the single-frame model already had them & nothing < 5% "
-            "got > worse.")
+            "such as Archery stayed where the single-frame model already had them & nothing got "
+            "worse (single-frame<fused and fused>3D on two classes).")
 DISCUSSION = f"""# Discussion
 
 <!-- a comment the report leaves out -->
@@ -343,14 +345,19 @@ def assert_tables(text, tables):
 
 # ----------------------------------------------------------------------------- layout
 
-def text_runs(pdf):
-    """Every piece of text drawn in the PDF: (page, x, y, width, text), width from the embedded
-    font's metrics (DejaVu, registered here from matplotlib's copy)."""
+def register_dejavu():
+    """The report's fonts (matplotlib's DejaVu), registered here for their metrics."""
     ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     for name in ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique",
                  "DejaVuSansMono"):
         if name not in pdfmetrics.getRegisteredFontNames():
             pdfmetrics.registerFont(TTFont(name, str(ttf / f"{name}.ttf")))
+
+
+def text_runs(pdf):
+    """Every piece of text drawn in the PDF: (page, x, y, width, text), width from the embedded
+    font's metrics."""
+    register_dejavu()
     runs = []
     for i, page in enumerate(pypdf.PdfReader(pdf).pages):
         # pypdf gives a piece the text matrix of its line, not the advance of the pieces before it
@@ -388,6 +395,22 @@ def assert_nothing_cut(pdf):
         line.sort()
         for (x0, w0, t0), (x1, _, t1) in zip(line, line[1:]):
             assert x0 + w0 <= x1 + 0.5, (key, t0, t1)
+
+
+def test_layout_check_catches_cut_and_overlapping_text(tmp_path):
+    """The check above fails on text off the page and on text running into the next cell."""
+    register_dejavu()
+    bad = {"off the page": [(72, 700, "fine"), (560, 400, "runs off the right edge")],
+           "overlap": [(72, 700, "fine"), (100, 400, "a long cell text"), (130, 400, "next cell")]}
+    for name, strings in bad.items():
+        path = tmp_path / f"{name}.pdf"
+        c = canvas.Canvas(str(path), pagesize=letter)
+        c.setFont("DejaVuSans", 9)
+        for x, y, text in strings:
+            c.drawString(x, y, text)
+        c.save()
+        with pytest.raises(AssertionError):
+            assert_nothing_cut(path)
 
 
 # ----------------------------------------------------------------------------- the PDF
