@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "report"))
 import discussion  # noqa: E402
+import layout  # noqa: E402
 import make_report  # noqa: E402
 
 import combine_results  # noqa: E402
@@ -411,6 +412,25 @@ def test_layout_check_catches_cut_and_overlapping_text(tmp_path):
         c.save()
         with pytest.raises(AssertionError):
             assert_nothing_cut(path)
+
+
+def test_a_long_table_continues_on_the_next_page_under_its_header(tmp_path):
+    """130 rows with a cell too long for its column: the rows flow over pages, each page repeats
+    the header, the long cell wraps inside its column and every row is there once."""
+    st = layout.styles()
+    long = "a cell that is far too long for the width its column could ever get " * 3
+    rows = [[f"class{i:03d}", f"{i / 130:.2%}", long if i == 7 else str(i)] for i in range(130)]
+    width, _ = layout.frame_size()
+    pdf = tmp_path / "long.pdf"
+    story = layout.table(["Class", "Accuracy", "Note"], rows, "Long", st, width)
+    pages = layout.build(str(pdf), story, title="long")
+    texts = [flat(p.extract_text()) for p in pypdf.PdfReader(pdf).pages]
+    assert pages == len(texts) >= 3
+    assert all(t.count("Class Accuracy Note") == 1 for t in texts)
+    body = " ".join(texts)
+    assert all(body.count(f"class{i:03d} {i / 130:.2%}") == 1 for i in range(130))
+    assert f"class007 {7 / 130:.2%} {flat(long)}" in body
+    assert_nothing_cut(pdf)
 
 
 # ----------------------------------------------------------------------------- the PDF
