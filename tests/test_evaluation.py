@@ -9,7 +9,6 @@ Usage: pytest -q tests/test_evaluation.py
 """
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,6 @@ import pytest
 from conftest import script_cmd
 from scipy import special, stats
 from sklearn.metrics import accuracy_score, confusion_matrix
-from test_combine_report import load_make_report
 
 import combine_results
 import engine
@@ -378,25 +376,6 @@ def test_splits_summary_refuses_other_settings(tmp_path):
     line = cli_error("tools/splits_summary.py", "--runs", a, c, "--out", tmp_path / "s.json")
     assert "same split" in line and str(c) in line
     assert not (tmp_path / "s.json").exists()
-
-
-@pytest.mark.slow
-def test_report_shows_intervals_tests_weight_splits_and_settings(val_run, tmp_path):
-    combine(val_run, tmp_path / "c")
-    runs = [fake_results(tmp_path / f"split{s}", s, (0.5 + s / 100, 0.6, 0.7)) for s in (1, 2, 3)]
-    splits_summary.main(splits_summary.parse_args(["--runs", *map(str, runs), "--out", str(tmp_path / "s.json")]))
-    make_report = load_make_report()
-    make_report.main(make_report.parse_args(["--results", str(tmp_path / "c"), "--out", str(tmp_path / "r.pdf"),
-                                             "--splits-summary", str(tmp_path / "s.json")]))
-    md = (tmp_path / "r.md").read_text()
-    res = json.loads((tmp_path / "c" / "results.json").read_text())
-    low, high = res["models"]["3d"]["top1_ci95"]
-    assert f"[{100 * low:.2f}%, {100 * high:.2f}%]" in md
-    assert re.search(r"\| Split 1 \| Split 2 \| Split 3 \| Mean \| Std \(points\) \|", md)
-    assert "| 51.00% | 52.00% | 53.00% | 52.00% | 1.00 |" in md
-    assert f"{res['paired']['fused_vs_3d']['p_value']:.3g}" in md and "exact McNemar" in md
-    assert f"Fusion weight {res['fusion']['weight']:g} on single-frame, chosen on validation" in md
-    assert "| crops | center | center |" in md and "| subset | test | test |" in md
 
 
 def test_make_demo_splits_runs_each_split_into_its_own_folder():
