@@ -71,6 +71,9 @@ def add_training_flags(p, batch_size: int, train_from: str, out: str) -> None:
     p.add_argument("--train-from", default=train_from,
                    help="first trained block (earlier ones stay frozen): e.g. layer4.2, layer4, layer3, ..., "
                         "all; fc: only the classifier")
+    p.add_argument("--frozen-bn", choices=["eval", "train"], default="eval",
+                   help="BatchNorm in the frozen blocks while training: eval keeps the pretrained statistics; "
+                        "train (the handout's model.train()) normalises with each batch's own and updates them")
     p.add_argument("--size", type=utils.int_at_least(MIN_SIZE), default=224, help="input height and width")
     p.add_argument("--batch-size", type=utils.positive_int, default=batch_size,
                    help="samples per optimizer step, in all: under torchrun each process takes its share")
@@ -229,14 +232,15 @@ class FineTune(nn.Module):
     pixels scaled to [0, 1]). Frozen blocks run under no_grad (no activations kept for backward, the
     assignment's memory trick) and stay in eval mode, so their BatchNorm layers keep the pretrained
     running statistics instead of drifting towards small, highly correlated UCF-101 batches they
-    cannot adapt to.
+    cannot adapt to (`frozen_bn` "train": as the handout's model.train(), they use and update batch
+    statistics).
 
     forward: uint8 (B, H, W, 3) or (B, T, H, W, 3) -> logits (B, num_classes).
     """
 
-    def __init__(self, model: nn.Module, train_from: str, mean: tuple, std: tuple):
+    def __init__(self, model: nn.Module, train_from: str, mean: tuple, std: tuple, frozen_bn: str = "eval"):
         super().__init__()
-        self.model = model
+        self.model, self.frozen_bn = model, frozen_bn
         named = blocks(model)
         names = [n for n, _ in named]
         if train_from in ("all", "conv1"):
@@ -260,8 +264,9 @@ class FineTune(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        for m in self.frozen:
-            m.eval()
+        if self.frozen_bn == "eval":
+            for m in self.frozen:
+                m.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -307,7 +312,8 @@ IDENTITY_FLAGS = {
     "kind": "the script (train_single_frame.py / train_3d.py)", "arch": "--arch",
     "classes_sha256": "--data-root (its classInd.txt)",
     "train_list_sha256": "--data-root (its train list)", "split": "--split",
-    "val_groups": "--val-groups", "train_from": "--train-from", "layer4_blocks": "--layer4-blocks",
+    "val_groups": "--val-groups", "train_from": "--train-from", "frozen_bn": "--frozen-bn",
+    "layer4_blocks": "--layer4-blocks",
     "widen_factor": "--widen-factor", "preprocess": "--preprocess", "size": "--size",
     "frames": "--frames", "lr": "--lr", "batch_size": "--batch-size", "seed": "--seed",
     "pretrained_sha256": "--pretrained (the weights' contents)", "precision": "--precision",
@@ -323,7 +329,8 @@ def run_identity(args, kind: str, lists: tuple, pretrained_sha256: str, run: Run
                for p, y in zip(train_paths, train_labels)]
     identity = {"kind": kind, "arch": args.arch, "classes_sha256": utils.text_sha256(*map(str, class_list)),
                 "train_list_sha256": utils.text_sha256(*entries), "split": args.split,
-                "val_groups": args.val_groups, "train_from": args.train_from, "size": args.size,
+                "val_groups": args.val_groups, "train_from": args.train_from, "frozen_bn": args.frozen_bn,
+                "size": args.size,
                 "frames": model.pop("frames", 1), "lr": args.lr, "batch_size": args.batch_size,
                 "seed": args.seed, "pretrained_sha256": pretrained_sha256, "precision": run.precision}
     return {**identity, **model}

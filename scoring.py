@@ -133,6 +133,7 @@ def model_attrs(ckpt: dict, checkpoint: str) -> dict:
     train = ckpt["args"]
     about = {"checkpoint": os.path.abspath(checkpoint), "epochs": ckpt["epoch"], "arch": ckpt["arch"],
              "size": ckpt["size"], "frames": ckpt["frames"], "train_from": ckpt["train_from"],
+             "frozen_bn": ckpt["frozen_bn"],
              "layer4_blocks": ckpt.get("layer4_blocks"), "widen_factor": ckpt.get("widen_factor"),
              "preprocess": ckpt.get("preprocess"), "lr": train["lr"], "batch_size": train["batch_size"],
              "pretrained": train["pretrained"], "train_precision": ckpt["precision"],

@@ -80,14 +80,14 @@ def main(args):
     # before --train-from frozen
     model, pretrained_sha256 = kinetics_resnet(args.arch, args.pretrained, len(class_list), args.layer4_blocks,
                                                args.widen_factor)
-    net = engine.FineTune(model, args.train_from, *engine.input_stats("3d", args.preprocess))
+    net = engine.FineTune(model, args.train_from, *engine.input_stats("3d", args.preprocess), args.frozen_bn)
     model, params = engine.place(net, run)  # model: what to call (DDP under torchrun); net: inside it
     optimizer = torch.optim.Adam(params, lr=args.lr)
     shape = {"layer4_blocks": args.layer4_blocks, "widen_factor": args.widen_factor,
              "preprocess": args.preprocess, "shortcut_type": net.model.shortcut_type}
     record = {"kind": "3d", "arch": args.arch, "num_classes": len(class_list),
               "class_list": [str(c) for c in class_list], "size": args.size, "frames": args.frames,
-              "train_from": args.train_from, "split": args.split, "val_groups": args.val_groups,
+              "train_from": args.train_from, "frozen_bn": args.frozen_bn, "split": args.split, "val_groups": args.val_groups,
               "precision": run.precision, **shape,
               "identity": engine.run_identity(args, "3d", lists, pretrained_sha256, run, frames=args.frames,
                                               **shape)}

@@ -79,12 +79,12 @@ def main(args):
 
     # model: ImageNet ResNet, fc -> len(class_list); layers before --train-from frozen
     model, pretrained_sha256 = pretrained_resnet(args.arch, args.pretrained, len(class_list))
-    net = engine.FineTune(model, args.train_from, *engine.input_stats("single_frame"))
+    net = engine.FineTune(model, args.train_from, *engine.input_stats("single_frame"), args.frozen_bn)
     model, params = engine.place(net, run)  # model: what to call (DDP under torchrun); net: inside it
     optimizer = torch.optim.Adam(params, lr=args.lr)
     record = {"kind": "single_frame", "arch": args.arch, "num_classes": len(class_list),
               "class_list": [str(c) for c in class_list], "size": args.size, "frames": 1,
-              "train_from": args.train_from, "split": args.split, "val_groups": args.val_groups,
+              "train_from": args.train_from, "frozen_bn": args.frozen_bn, "split": args.split, "val_groups": args.val_groups,
               "precision": run.precision,
               "identity": engine.run_identity(args, "single_frame", lists, pretrained_sha256, run)}
     start = engine.start(args.out, record["identity"], net, optimizer, run, args.resume, args.overwrite,

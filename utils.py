@@ -20,8 +20,15 @@ import torch
 EXIT_USAGE, EXIT_FAILED = 2, 1  # a mistake in the command line; a run that could not be done
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The docstring as written, and every flag's default shown in --help."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The docstring as written, and every flag's default shown in --help (but for switches, and for
+    defaults the help text explains, such as "the checkpoint's")."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
 class ArgumentParser(argparse.ArgumentParser):
