@@ -56,7 +56,7 @@ ifneq ($(VAL_GROUPS),0)
 COMBINE_FLAGS += --val-single-frame $(RUN)/single_frame_val --val-3d $(RUN)/3d_val
 endif
 
-.PHONY: demo test rehearsal clean
+.PHONY: demo test rehearsal report submission clean
 ifneq ($(words $(SPLITS)),1)
 demo: $(VENV)
 	set -e; for s in $(SPLITS); do $(MAKE) --no-print-directory demo SPLITS=$$s RUN=$(RUN)/split$$s REPORT=$(RUN)/split$$s/report.pdf; done
@@ -87,6 +87,19 @@ REHEARSAL_FLAGS ?=
 rehearsal: $(VENV)
 	$(PY) -m tools.rehearse --seed $(SEED) $(REHEARSAL_FLAGS)
 
+# make report: the PDF again from the last run's results, with the student's discussion
+# (report/discussion.md: made from a template with the three questions on the first run, never
+# overwritten). make submission: the hand-in zip of the tracked code, the report and the discussion.
+# RUN as for demo (RUN=runs/ucf101 DATA_ROOT=... for the real run; SPLITS="1 2 3" as for demo).
+DISCUSSION ?= report/discussion.md
+SUBMISSION ?= submission/ucf101_action_recognition_submission.zip
+RESULTS := $(if $(filter 1,$(words $(SPLITS))),$(RUN)/combined,$(RUN)/split$(firstword $(SPLITS))/combined)
+report: $(VENV)
+	$(PY) report/make_report.py --results $(RESULTS) --pdf $(REPORT) --discussion $(DISCUSSION) $(if $(wildcard $(RUN)/splits_summary.json),--splits-summary $(RUN)/splits_summary.json)
+
+submission: $(VENV)
+	$(PY) report/make_submission.py --results $(RESULTS)/results.json --report $(REPORT) --discussion $(DISCUSSION) --out $(SUBMISSION)
+
 # ruff (configured in pyproject.toml) first: a lint error fails in seconds, not after the suite
 test: $(VENV)
 	.venv/bin/ruff check .
@@ -98,4 +111,4 @@ $(VENV): requirements.txt
 	touch $@
 
 clean:
-	rm -rf runs data/toy data/toy-seed* data/rehearsal report/report.pdf report/report.md report/rehearsal.pdf report/rehearsal.md report/*_figures
+	rm -rf runs submission data/toy data/toy-seed* data/rehearsal report/report.pdf report/report.md report/rehearsal.pdf report/rehearsal.md report/*_figures
