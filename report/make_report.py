@@ -305,9 +305,9 @@ def short_path(path: str) -> str:
 
 
 # prediction attribute(s) -> its words in the methods line; several spellings of one in a tuple
-HYPER = ((("lr",), "Adam lr"), (("batch_size",), "batch"), (("world_size",), "world size"),
-         (("effective_batch_size", "effective_batch"), "effective batch"),
-         (("precision",), "precision"), (("pretrained",), "initial weights"))
+HYPER = ((("lr",), "Adam lr"), (("batch_size",), "batch"), (("processes",), "training processes"),
+         (("train_precision",), "training precision"), (("precision",), "test precision"),
+         (("frozen_bn",), "frozen-block BatchNorm"), (("pretrained",), "initial weights"))
 
 
 def training_text(a: dict) -> str:
@@ -343,7 +343,7 @@ def method_line(a: dict) -> str:
     checkpoint = ""
     if "checkpoint" in a:
         checkpoint = (f"checkpoint {short_path(a['checkpoint'])} "
-                      f"(epoch {a.get('checkpoint_epoch', '?')})")
+                      f"(epoch {a.get('epochs', '?')})")
     parts = [f"{title}: split {a.get('split', '?')}", training_text(a), hyper, f"inputs {inputs}",
              f"test: {test}", checkpoint]
     return "; ".join(p for p in parts if p) + "."
@@ -410,7 +410,7 @@ PAIR_NAMES = {"3d_vs_single_frame": ("3d", "single_frame"), "fused_vs_3d": ("fus
               "fused_vs_single_frame": ("fused", "single_frame")}
 SHORT_NAMES = {"single_frame": "Single-frame", "3d": "3D", "fused": "Fused"}
 SETTING_KEYS = ("subset", "split", "val_groups", "crops", "flip", "mode", "stride", "average",
-                "size", "arch", "checkpoint_epoch")
+                "precision", "size", "arch", "epochs")
 
 
 def fusion_text(results: dict) -> str:

@@ -1,6 +1,6 @@
 """The turn-in report (report/make_report.py) and the submission zip (report/make_submission.py).
 
-Synthetic predictions.h5 files (predictions.save_run) of both models, test and validation, go
+Synthetic predictions.h5 files (scoring.save_run) of both models, test and validation, go
 through combine_results.main; the report is built from its output at 6 classes (toy-like, with
 motion pairs and a class without test videos) and at UCF-101's 101 classes. The expected text is
 computed here from the synthetic scores (per-class accuracies, confusions, top-k, gains, McNemar),
@@ -27,17 +27,16 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from scipy import special, stats
 
+import combine_results
+import metrics
+import scoring
+from tools import splits_summary
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "report"))
+sys.path.insert(0, str(ROOT / "report"))  # the report's own modules, as report/make_report.py finds them
 import discussion  # noqa: E402
 import layout  # noqa: E402
 import make_report  # noqa: E402
-
-import combine_results  # noqa: E402
-import metrics  # noqa: E402
-import predictions  # noqa: E402
-import splits_summary  # noqa: E402
 
 CLASS_IND = ROOT.parent / "shared" / "data" / "ucfTrainTestlist" / "classInd.txt"
 SIX = ["BallRollLeft", "BallRollRight", "BarSpinClockwise", "BarSpinCounterClockwise", "Archery",
@@ -75,31 +74,32 @@ NAMES = {"single_frame": "Single-frame (2D ResNet-50)", "3d": "3D ResNet-18"}
 # ----------------------------------------------------------------------------- synthetic runs
 
 def attrs(model, subset):
-    """Prediction attributes like the test scripts record (plus precision and world size)."""
-    common = {"model": model, "split": 1, "subset": subset, "val_groups": 1, "crops": "center",
-              "flip": False, "average": "log_softmax", "checkpoint_epoch": 4, "epochs": 5,
-              "train_from": "layer4"}
+    """Prediction attributes as the test scripts record them (scoring: the identity, then model_attrs)."""
+    common = {"model": model, "checkpoint_sha256": f"{model:0<64}"[:64], "split": 1, "subset": subset,
+              "val_groups": 1, "crops": "center", "flip": False, "average": "log_softmax",
+              "epochs": 5, "train_from": "layer4", "frozen_bn": "eval"}
     if model == "single_frame":
-        return {**common, "arch": "resnet50", "size": 224, "lr": 0.0001, "batch_size": 32,
-                "world_size": 2, "precision": "bf16", "pretrained": "imagenet",
+        return {**common, "arch": "resnet50", "size": 224, "frames": 1, "lr": 0.0001, "batch_size": 32,
+                "processes": 2, "train_precision": "bf16", "precision": "bf16", "pretrained": "imagenet",
                 "checkpoint": "runs/x/single_frame/checkpoint.pt"}
     return {**common, "arch": "resnet18", "mode": "windows", "stride": 8, "frames": 16, "size": 112,
-            "preprocess": "hara", "layer4_blocks": 1, "lr": 0.0005, "batch_size": 8,
-            "world_size": 4, "effective_batch_size": 32, "precision": "fp16",
+            "preprocess": "hara", "layer4_blocks": 1, "widen_factor": 1.0, "lr": 0.0005, "batch_size": 8,
+            "processes": 4, "train_precision": "fp16", "precision": "fp16",
             "pretrained": "kinetics.pth", "checkpoint": "runs/x/3d/checkpoint.pt"}
 
 
 # the methods lines those attributes must give, written out by hand
 METHODS = [
     "Single-frame (ResNet-50): split 1; trained for 5 epochs from layer4; Adam lr 0.0001, batch "
-    "32, world size 2, precision bf16, initial weights imagenet; inputs 224x224 frames, ImageNet "
-    "mean/std; test: every frame scored, log_softmax averaged per video; checkpoint "
-    "runs/x/single_frame/checkpoint.pt (epoch 4).",
+    "32, training processes 2, training precision bf16, test precision bf16, frozen-block "
+    "BatchNorm eval, initial weights imagenet; inputs 224x224 frames, ImageNet mean/std; test: "
+    "every frame scored, log_softmax averaged per video; checkpoint "
+    "runs/x/single_frame/checkpoint.pt (epoch 5).",
     "3D (ResNet-18): split 1; trained for 5 epochs from layer4 (layer4 blocks kept: 1); Adam lr "
-    "0.0005, batch 8, world size 4, effective batch 32, precision fp16, initial weights "
-    "kinetics.pth; inputs 16x112x112 clips, Hara's (0-255 minus the ActivityNet mean); test: "
-    "16-frame windows every 8 frames, log_softmax averaged per video; checkpoint "
-    "runs/x/3d/checkpoint.pt (epoch 4).",
+    "0.0005, batch 8, training processes 4, training precision fp16, test precision fp16, "
+    "frozen-block BatchNorm eval, initial weights kinetics.pth; inputs 16x112x112 clips, Hara's "
+    "(0-255 minus the ActivityNet mean); test: 16-frame windows every 8 frames, log_softmax "
+    "averaged per video; checkpoint runs/x/3d/checkpoint.pt (epoch 5).",
 ]
 
 
@@ -125,14 +125,14 @@ def synthetic_run(tmp, classes, per_class, seed, pairs=None):
             paths = [f"/d/UCF-101/{classes[k]}/v_{classes[k]}_g{g:02d}_c01.avi"
                      for k, g in zip(labels, groups)]
             failed = [p for p, bad in zip(paths, np.isnan(scores).any(1)) if bad]
-            predictions.save_run(str(tmp / f"{model}_{subset}"), paths, labels, scores, classes,
+            scoring.save_run(str(tmp / f"{model}_{subset}"), paths, labels, scores, classes,
                                  metrics.summarize(scores, labels, classes), failed,
                                  attrs(model, subset))
             if subset == "test":
                 out[model], out["labels"] = scores.astype(np.float64), labels
-    argv = ["--single-frame", str(tmp / "single_frame_test"), "--three-d", str(tmp / "3d_test"),
+    argv = ["--single-frame", str(tmp / "single_frame_test"), "--3d", str(tmp / "3d_test"),
             "--val-single-frame", str(tmp / "single_frame_val"),
-            "--val-three-d", str(tmp / "3d_val"), "--sweep", "--out", str(tmp / "combined")]
+            "--val-3d", str(tmp / "3d_val"), "--sweep", "--out", str(tmp / "combined")]
     if pairs:
         (tmp / "toy_classes.json").write_text(json.dumps({"pairs": pairs}))
         argv += ["--toy-classes", str(tmp / "toy_classes.json")]
@@ -163,7 +163,7 @@ def build(run, tmp, name="report", text=DISCUSSION, summary=None):
     if text is not None:
         disc.write_text(text, encoding="utf-8")
     pdf = tmp / f"{name}.pdf"
-    argv = ["--results", str(run["combined"]), "--out", str(pdf), "--discussion", str(disc)]
+    argv = ["--results", str(run["combined"]), "--pdf", str(pdf), "--discussion", str(disc)]
     argv += ["--splits-summary", str(summary)] if summary else []
     n_pages = make_report.main(make_report.parse_args(argv))
     raw = "\n".join(p.extract_text() for p in pypdf.PdfReader(pdf).pages)
@@ -186,9 +186,8 @@ def run6(tmp_path_factory):
 def summary6(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("splits")
     runs = [fake_split(tmp / f"split{s}", s, (0.5 + s / 100, 0.6, 0.7)) for s in (1, 2, 3)]
-    splits_summary.main(splits_summary.parse_args(["--runs", *map(str, runs),
-                                                   "--out", str(tmp / "s.json")]))
-    return tmp / "s.json"
+    splits_summary.main(splits_summary.parse_args(["--runs", *map(str, runs), "--out", str(tmp)]))
+    return tmp / "splits_summary.json"
 
 
 @pytest.fixture(scope="module")
@@ -293,8 +292,8 @@ def expected_tables(run):
                for rows in (up, down) if rows]
     tables.append(paired_table(run))
     a = {m: attrs(m, "test") for m in ("single_frame", "3d")}
-    keys = ("subset", "split", "val_groups", "crops", "flip", "mode", "stride", "average", "size",
-            "arch", "checkpoint_epoch")
+    keys = ("subset", "split", "val_groups", "crops", "flip", "mode", "stride", "average", "precision",
+            "size", "arch", "epochs")
     settings = [[k, str(a["single_frame"].get(k, "-")), str(a["3d"].get(k, "-"))] for k in keys]
     tables.append((["Test-time setting", "Single-frame", "3D"], settings))
     if "motion_pairs" in res:
@@ -511,7 +510,7 @@ def test_discussion_made_from_the_template_when_missing(run6, tmp_path, capsys):
 def test_discussion_is_never_overwritten(report6, run6, tmp_path):
     assert report6["discussion"].read_bytes() == DISCUSSION.encode()  # after the first run
     args = make_report.parse_args(["--results", str(run6["combined"]),
-                                   "--out", str(tmp_path / "again.pdf"),
+                                   "--pdf", str(tmp_path / "again.pdf"),
                                    "--discussion", str(report6["discussion"])])
     make_report.main(args)
     assert report6["discussion"].read_bytes() == DISCUSSION.encode()
@@ -574,7 +573,7 @@ def test_swapped_roles_refuse_in_one_line(run6, tmp_path):
     res = json.loads((swapped / "results.json").read_text())
     res["attrs"] = {"single_frame": res["attrs"]["3d"], "3d": res["attrs"]["single_frame"]}
     (swapped / "results.json").write_text(json.dumps(res))
-    rc, line = cli("--results", swapped, "--out", tmp_path / "r.pdf",
+    rc, line = cli("--results", swapped, "--pdf", tmp_path / "r.pdf",
                    "--discussion", tmp_path / "d.md")
     assert rc == 1 and str(swapped / "results.json") in line
     assert "the single_frame predictions record model '3d', not 'single_frame'" in line
@@ -582,7 +581,9 @@ def test_swapped_roles_refuse_in_one_line(run6, tmp_path):
 
 
 def test_out_must_be_a_pdf(tmp_path):
-    rc, line = cli("--out", tmp_path / "x.md", "--results", tmp_path)
+    rc, line = cli("--pdf", tmp_path / "x.md", "--results", tmp_path)
+    assert rc == 2 and "--pdf" in line and "does not end in .pdf" in line
+    rc, line = cli("--out", tmp_path / "x.md", "--results", tmp_path)  # the old name, an alias
     assert rc == 2 and "--out" in line and "does not end in .pdf" in line
     assert not (tmp_path / "x.md").exists()
     with pytest.raises(SystemExit) as e:
@@ -591,14 +592,14 @@ def test_out_must_be_a_pdf(tmp_path):
 
 
 def test_missing_results_json_is_one_line(tmp_path):
-    rc, line = cli("--results", tmp_path, "--out", tmp_path / "r.pdf")
+    rc, line = cli("--results", tmp_path, "--pdf", tmp_path / "r.pdf")
     assert rc == 1 and line == (f"make_report.py: --results {tmp_path}: no results.json there "
                                 f"(run combine_results.py --out {tmp_path} first)")
 
 
 def test_other_bad_inputs_name_the_file(run6, tmp_path):
     def error(folder=run6["combined"], *extra, out=tmp_path / "r.pdf"):
-        args = make_report.parse_args(["--results", str(folder), "--out", str(out),
+        args = make_report.parse_args(["--results", str(folder), "--pdf", str(out),
                                        "--discussion", str(tmp_path / "d.md"), *map(str, extra)])
         with pytest.raises(make_report.ReportError) as e:
             make_report.main(args)
@@ -618,7 +619,7 @@ def test_other_bad_inputs_name_the_file(run6, tmp_path):
         f"--splits-summary {tmp_path / 'none.json'}: no such file")
     (tmp_path / "file").write_text("")
     assert error(out=tmp_path / "file" / "r.pdf").startswith(
-        f"--out {tmp_path / 'file' / 'r.pdf'}: cannot write in")
+        f"--pdf {tmp_path / 'file' / 'r.pdf'}: cannot write in")
     nomodel = tmp_path / "nomodel"
     shutil.copytree(run6["combined"], nomodel)
     res = json.loads((nomodel / "results.json").read_text())
