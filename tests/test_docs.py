@@ -1,0 +1,114 @@
+"""The documentation names only what exists: every flag, file, function and Makefile target written in
+backticks in README.md and docs/*.md is checked against the code, and the README stays short.
+
+Usage: pytest -q tests/test_docs.py
+"""
+import ast
+import importlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# module names the docs use for the repo's modules (helperFunctions is imported as hf in the scripts)
+MODULES = {"hf": "helperFunctions", "helperFunctions": "helperFunctions", "video_io": "video_io",
+           "engine": "engine", "scoring": "scoring", "metrics": "metrics", "utils": "utils",
+           "resnet_3d": "resnet_3d"}
+# folders and files of the repository a path in the docs may name (outputs such as runs/ are not here)
+TRACKED_PREFIXES = ("tools/", "benchmarks/", "docs/", "jobs/", "tests/", "report/make_", "report/templates/")
+MAX_README_LINES = 150
+MAX_DOCS_WORDS = 5500  # docs/ in all: documentation, not a notebook
+
+
+def spans(path):
+    """The inline `code` spans of a Markdown file, outside fenced code blocks."""
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    return re.findall(r"`([^`\n]+)`", text)
+
+
+def tracked_files():
+    return set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.split())
+
+
+def code_sources():
+    files = [p for p in tracked_files() if p.endswith((".py", ".sh"))]
+    return "\n".join((ROOT / p).read_text(encoding="utf-8") for p in files if (ROOT / p).is_file())
+
+
+def defined_names():
+    """Every function and class defined in the repo's Python files, and module-level names."""
+    names = set()
+    for p in tracked_files():
+        if p.endswith(".py") and (ROOT / p).is_file():
+            for node in ast.walk(ast.parse((ROOT / p).read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    names.add(node.name)
+    return names
+
+
+def makefile_targets():
+    text = (ROOT / "Makefile").read_text()
+    return set(re.findall(r"^([a-z][\w-]*):", text, flags=re.M))
+
+
+def test_every_name_in_backticks_exists():
+    sources, names, targets, files = code_sources(), defined_names(), makefile_targets(), tracked_files()
+    missing = []
+    for doc in DOCS:
+        for span in spans(doc):
+            first = span.split()[0]
+            if first.startswith("--") and len(first) > 2:  # a flag: defined by some script
+                flag = first.split("=")[0]
+                if f'"{flag}"' not in sources:
+                    missing.append((doc.name, span, "flag"))
+            elif first == "make" and len(span.split()) > 1:  # a Makefile target
+                target = span.split()[1]
+                if "=" not in target and target not in targets:
+                    missing.append((doc.name, span, "make target"))
+            elif (re.fullmatch(r"(\w+)\.(\w+)(\(.*\))?", span) and span.split(".")[0] in MODULES
+                  and not span.endswith((".py", ".sh", ".md", ".json"))):
+                module, attr = span.split("(")[0].split(".")
+                if not hasattr(importlib.import_module(MODULES[module]), attr):
+                    missing.append((doc.name, span, "module attribute"))
+            elif re.fullmatch(r"[A-Za-z_]\w*\([^()]*\)", span):  # a function call
+                if span.split("(")[0] not in names:
+                    missing.append((doc.name, span, "function"))
+            elif first.startswith(TRACKED_PREFIXES) or re.fullmatch(r"[\w]+\.(py|sh)", first):
+                path = first.rstrip(",.:;")
+                if path.endswith("/"):
+                    ok = any(f.startswith(path) for f in files)
+                else:
+                    ok = path in files or any(f.endswith("/" + path) for f in files)
+                if not ok:
+                    missing.append((doc.name, span, "file"))
+    assert not missing, "names in the docs that the code does not have:\n" + "\n".join(map(str, missing))
+
+
+def test_the_check_catches_a_missing_name(tmp_path, monkeypatch):
+    """The check above fails on a doc naming a flag, a target, a function and a file that do not exist."""
+    doc = tmp_path / "bad.md"
+    doc.write_text("Use `--no-such-flag`, `make no-such-target`, `no_such_function()` and `tools/no_such.py`.")
+    monkeypatch.setattr(__import__(__name__), "DOCS", [doc])
+    with pytest.raises(AssertionError) as e:
+        test_every_name_in_backticks_exists()
+    for name in ("--no-such-flag", "make no-such-target", "no_such_function()", "tools/no_such.py"):
+        assert name in str(e.value)
+
+
+def test_readme_and_docs_are_short():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= MAX_README_LINES
+    words = sum(len(p.read_text().split()) for p in (ROOT / "docs").glob("*.md"))
+    assert words <= MAX_DOCS_WORDS, f"docs/ holds {words} words"
+
+
+def test_docs_speak_of_the_project_alone():
+    """No history or words about how the project is made (issue numbers, stops, who ran what)."""
+    pattern = re.compile(r"\bissue ?#?\d+|\bthe (last|previous) stop\b|\bengineers?\b|\blent machine\b"
+                         r"|\bcommit [0-9a-f]{7}\b", re.I)
+    hits = [(d.name, m.group(0)) for d in DOCS for m in pattern.finditer(d.read_text())]
+    assert not hits, hits
