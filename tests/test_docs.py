@@ -78,6 +78,11 @@ def test_every_name_in_backticks_exists():
             elif re.fullmatch(r"[A-Za-z_]\w*\([^()]*\)", span):  # a function call
                 if span.split("(")[0] not in names:
                     missing.append((doc.name, span, "function"))
+            elif "::" in first and first.startswith("tests/"):  # a test: its file and function exist
+                path, name = first.split("::")[:2]
+                text = (ROOT / path).read_text() if path in files else ""
+                if not re.search(rf"^def {re.escape(name.split('[')[0])}\(", text, flags=re.M):
+                    missing.append((doc.name, span, "test"))
             elif first.startswith(TRACKED_PREFIXES) or re.fullmatch(r"[\w]+\.(py|sh)", first):
                 path = first.rstrip(",.:;")
                 if path.endswith("/"):
@@ -92,11 +97,13 @@ def test_every_name_in_backticks_exists():
 def test_the_check_catches_a_missing_name(tmp_path, monkeypatch):
     """The check above fails on a doc naming a flag, a target, a function and a file that do not exist."""
     doc = tmp_path / "bad.md"
-    doc.write_text("Use `--no-such-flag`, `make no-such-target`, `no_such_function()` and `tools/no_such.py`.")
+    doc.write_text("Use `--no-such-flag`, `make no-such-target`, `no_such_function()`, `tools/no_such.py` "
+                   "and `tests/test_docs.py::test_no_such_test`.")
     monkeypatch.setattr(__import__(__name__), "DOCS", [doc])
     with pytest.raises(AssertionError) as e:
         test_every_name_in_backticks_exists()
-    for name in ("--no-such-flag", "make no-such-target", "no_such_function()", "tools/no_such.py"):
+    for name in ("--no-such-flag", "make no-such-target", "no_such_function()", "tools/no_such.py",
+                 "test_no_such_test"):
         assert name in str(e.value)
 
 
