@@ -135,6 +135,13 @@ def md_table(header: list, rows: list) -> str:
 def tables(results: dict) -> dict:
     """{name: (caption, Markdown table)} of every table a run has figures for, in report order."""
     out = {}
+    m = results.get("meta", {})
+    if m.get("device"):
+        out["run"] = ("The run", md_table(
+            ["machine", "PyTorch", "rounds", "load average (start, end)", "minutes"],
+            [[m["device"], m["torch"], m.get("rounds", "-"),
+              f"{m['load_average_start']:.1f}, {m.get('load_average_end', float('nan')):.1f}",
+              num(m.get("total_seconds", float("nan")) / 60)]]))
     if results.get("bytes"):
         raw = {r["set"]: r["bytes_per_video"] for r in results["bytes"] if r["format"] == "hdf5"}
         out["disk"] = ("Bytes per video (compact store: JPEG quality 90)", md_table(
@@ -187,11 +194,10 @@ def tables(results: dict) -> dict:
                          "-" if exact is None else "yes" if exact else "no"])
         best_text = "; ".join(f"{s} {k.replace('uint8 ', '')}s: {p}" for (s, k), p in best.items())
         out["peers"] = (
-            f"One core, the same work for our formats and the peer decoders (the same random "
-            f"clips and frames, decoded, resized to 224 px, uint8): medians of "
-            f"{rows[0]['rounds']} interleaved rounds; x best peer: the median of the per-round "
-            f"ratios to the fastest frame-exact peer ({best_text}); faster in: rounds in which "
-            f"it beat that peer", md_table(["videos", "decoder", *cols, "frame-exact"], body))
+            f"One core, the same random clips and frames decoded, resized to 224 px, uint8: "
+            f"medians of {rows[0]['rounds']} rounds; x best peer: the median per-round ratio to "
+            f"the fastest frame-exact peer ({best_text}); faster in: rounds won against it",
+            md_table(["videos", "decoder", *cols, "frame-exact"], body))
     if results.get("exactness"):
         ex = {}
         for r in results["exactness"]:
@@ -200,8 +206,8 @@ def tables(results: dict) -> dict:
             e[2], e[3] = e[2] + r["clips"], e[3] + r["exact"]
             e[4] += [r["video"]] * (r["exact"] < r["clips"])
         out["exactness"] = (
-            "Frame-exactness: 16-frame clips spread over each AVI, read by each decoder, against "
-            "the same frames decoded one by one from the start by OpenCV", md_table(
+            "Frame-exactness: 16-frame clips spread over each AVI against OpenCV's decode of "
+            "every frame from the start", md_table(
                 ["videos", "decoder", "videos exact", "clips exact", "not exact on"],
                 [[s, f, f"{e[1]}/{e[0]}", f"{e[3]}/{e[2]}", ", ".join(e[4]) or "-"]
                  for (s, f), e in ex.items()]))

@@ -78,7 +78,7 @@ def test_benchmark_tiny(tmp_path, capsys):
         assert vals and all(math.isfinite(v) and v > 0 for v in vals), (key, R[key])
     printed = capsys.readouterr().out
     tables = benchmark.tables(R)
-    assert list(tables) == ["disk", "loaders", "one-core", "peers", "exactness", "jpeg", "seek", "models",
+    assert list(tables) == ["run", "disk", "loaders", "one-core", "peers", "exactness", "jpeg", "seek", "models",
                             "levers", "pipeline", "projection"]
     assert benchmark.markdown_tables(R) in printed
     assert "x best peer" in printed and "| **total**, 3D tested in windows |" in printed
