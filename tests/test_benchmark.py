@@ -123,3 +123,20 @@ def test_frame_exactness_check_catches_wrong_frames(real_root):
         assert got["avi", v] == got["pyav", v] == got["seek", v] == (5, 5), (v, got)
         assert got["off", v] == (0, 5), (v, got)
         assert (got["pts", v][0] < 5) == (v in packed), (v, got)
+
+
+def test_render_docs_rewrites_and_names_a_stale_table(tmp_path, capsys):
+    """A block whose table disagrees with its file: --check exits 1 naming that table; a plain run
+    rewrites the block, after which --check passes."""
+    results = ROOT / "docs" / "results" / "benchmark-cpu.json"
+    md = tmp_path / "doc.md"
+    md.write_text(f"# t\n\n<!-- generated from {results} by python -m benchmarks.render_docs: disk, seek -->\n"
+                  "| stale |\n<!-- end generated -->\n\nprose after\n")
+    assert render_docs.main(["--check", str(md)]) == 1
+    out = capsys.readouterr().out
+    assert "table disk of" in out and "table seek of" in out
+    assert render_docs.main([str(md)]) == 0
+    assert render_docs.main(["--check", str(md)]) == 0
+    text = md.read_text()
+    assert "| stale |" not in text and text.endswith("<!-- end generated -->\n\nprose after\n")
+    assert benchmark.markdown_tables(json.loads(results.read_text()), ["disk", "seek"]) in text
