@@ -75,12 +75,9 @@ def settings(smoke: bool) -> dict:
 
 
 # ----------------------------------------------------------------------------- the scripts' flags
-# The one place that names the scripts' flags. Today's names: --weights (2D pretrained) and
-# --kinetics-checkpoint (3D). Being renamed: --pretrained for both (the old names stay as
-# aliases), --data-root required (always passed here), no --seed on the test scripts (never passed
-# here), a --precision {auto,bf16,fp16,fp32} flag (not passed: auto), and --resume / --overwrite
-# for an --out folder that holds results already (never needed here: every --out is fresh).
-PRETRAINED_FLAG = {"2d": "--weights", "3d": "--kinetics-checkpoint"}
+# The one place that names the scripts' flags. Every --out is a fresh folder, so neither --resume
+# nor --overwrite is needed; --precision is left at auto (bf16 on the H200).
+PRETRAINED_FLAG = {"2d": "--pretrained", "3d": "--pretrained"}
 
 
 def script_argv(phase: str, root: str, run: str, weights: dict, s: dict,
@@ -105,9 +102,10 @@ def script_argv(phase: str, root: str, run: str, weights: dict, s: dict,
                              "--out", j("single_frame_test")],
         "test 3D": common + ["--checkpoint", j("3d", "checkpoint.pt"), "--mode", "windows",
                              "--out", j("3d_test")],
-        "combine": ["--single-frame", j("single_frame_test"), "--three-d", j("3d_test"),
+        "combine": ["--single-frame", j("single_frame_test"), "--3d", j("3d_test"),
                     "--out", j("combined")],
-        "report": ["--results", j("combined"), "--out", j("report.pdf")],
+        "report": ["--results", j("combined"), "--pdf", j("report.pdf"),
+                   "--discussion", j("discussion.md")],
     }[phase]
 
 
