@@ -481,10 +481,15 @@ def _read_store(real, ds, indices):
 
 
 def _unique_indices(path, indices):
-    """(sorted unique frame numbers, positions of `indices` in them), or (None, None) for all."""
+    """(sorted unique frame numbers, positions of `indices` in them; None when they are already
+    sorted and unique), or (None, None) for all."""
     if indices is None:
         return None, None
-    uniq, order = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
+    idx = np.asarray(indices, dtype=np.int64)
+    if len(idx) > 1 and (idx[1:] > idx[:-1]).all():  # a clip inside the video: np.unique's sort spared
+        uniq, order = idx, None
+    else:
+        uniq, order = np.unique(idx, return_inverse=True)
     if len(uniq) and uniq[0] < 0:
         raise VideoReadError(path, f"negative frame index {uniq[0]}")
     return uniq, order

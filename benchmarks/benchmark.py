@@ -28,6 +28,7 @@ import torch
 
 import engine
 import scoring
+import utils
 from benchmarks import measure
 from benchmarks.measure import ASSIGNMENT, MODEL_KEYS, SAME_WORK
 from utils import atomic_write
@@ -36,11 +37,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_args(argv: list | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = utils.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help="small batches, fewer loader cases: < 2 min on 2 cores")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the models run (auto: the GPU when PyTorch sees one)")
     p.add_argument("--workers", type=int, default=os.cpu_count(),
                    help="N of the N-worker loader figures")
     p.add_argument("--seconds", type=float, default=None,
@@ -52,9 +53,10 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (GPU only)")
     p.add_argument("--size", type=int, default=None,
                    help="model input size (default 224; quick on CPU: 112)")
-    p.add_argument("--arch-single-frame", default="resnet50")
-    p.add_argument("--arch-3d", default="resnet50")
-    p.add_argument("--real-videos", default=os.path.join(REPO, "..", "shared", "data", "videos"))
+    p.add_argument("--arch-single-frame", default="resnet50", help="the single-frame model's ResNet")
+    p.add_argument("--arch-3d", default="resnet50", help="the 3D model's ResNet")
+    p.add_argument("--real-videos", default=os.path.join(REPO, "..", "shared", "data", "videos"),
+                   help="folder of real UCF-101 AVIs (skipped with a note when absent)")
     p.add_argument("--only", choices=["one-core"], default=None,
                    help="one-core: only the one-core tables (ours against the peer decoders)")
     p.add_argument("--from-json", default=None, help="measure nothing: report this run again")
@@ -198,6 +200,14 @@ def tables(results: dict) -> dict:
             f"medians of {rows[0]['rounds']} rounds; x best peer: the median per-round ratio to "
             f"the fastest frame-exact peer ({best_text}); faster in: rounds won against it",
             md_table(["videos", "decoder", *cols, "frame-exact"], body))
+    checks = measure.source_check_cost(results)
+    if checks:
+        out["source-check"] = (
+            "One core: the compact store read as the scripts read it, and without comparing its "
+            "record with its source's size and modification time (medians of interleaved rounds)",
+            md_table(["videos", "read", "with the check/s", "without/s", "cost of the check"],
+                     [[r["set"], r["kind"].replace("uint8 ", ""), num(r["checked_per_s"]),
+                       num(r["unchecked_per_s"]), f"{100 * r['cost']:.1f}%"] for r in checks]))
     if results.get("exactness"):
         ex = {}
         for r in results["exactness"]:
@@ -305,7 +315,7 @@ def main(args: argparse.Namespace) -> dict:
         with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
             # the sets before CUDA starts: the conversion Pool forks
             sets = measure.build_sets(tmp, args.real_videos, args.quick, args.workers)
-            device, _, _ = engine.setup(args.device)
+            device = engine.setup(args.device).device
             args.size = args.size or (112 if args.quick and device.type == "cpu" else 224)
             gpu = device.type == "cuda"
             results["meta"] = dict(

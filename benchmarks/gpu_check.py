@@ -156,6 +156,17 @@ class Clock:
                 self.loops[name] = self.loops.get(name, 0.0) + time.perf_counter() - t
         return timed
 
+    def loop_over(self, name, generator_fn):
+        """generator_fn timed from its first item asked for to its last consumed: the whole loop
+        a test script runs over it (scoring.video_batches), the loop's body included."""
+        def timed(*a, **k):
+            t = time.perf_counter()
+            try:
+                yield from generator_fn(*a, **k)
+            finally:
+                self.loops[name] = self.loops.get(name, 0.0) + time.perf_counter() - t
+        return timed
+
 
 class TimedLoader:
     """A DataLoader whose iteration counts the time spent waiting in its __next__ (the training
@@ -191,7 +202,7 @@ def child(spec: dict) -> dict:
     hf.make_loader = lambda *a, **k: TimedLoader(make_loader(*a, **k), clock)
     engine.train_one_epoch = clock.loop("train", engine.train_one_epoch)
     engine.evaluate = clock.loop("evaluate", engine.evaluate)
-    scoring.score_videos = clock.loop("score", scoring.score_videos)
+    scoring.video_batches = clock.loop_over("score", scoring.video_batches)
     mod = importlib.import_module(spec["module"])
     cuda = torch.cuda.is_available()
     if cuda:
@@ -254,7 +265,7 @@ def lever_case(s: dict, device: torch.device, opt: dict) -> dict:
     model = resnet_3d.build(s["lever_arch"], num_classes=101, layer4_blocks=lb)
     if opt.get("pad"):
         model.conv1 = PaddedConv1(model.conv1, opt["pad"])
-    net = engine.FineTune(model, "layer4.0", lb).to(device)
+    net = engine.FineTune(model, "layer4.0", *engine.input_stats("3d")).to(device)
     memory = torch.channels_last_3d if cuda and opt.get("channels_last", True) else None
     if memory:
         net = net.to(memory_format=memory)
@@ -269,10 +280,11 @@ def lever_case(s: dict, device: torch.device, opt: dict) -> dict:
     # hf.normalize's arithmetic with its constants on the device beforehand: a graph capture
     # allows no host-to-device copy
     mean, std = (torch.tensor(v, dtype=torch.float32, device=device)
-                 for v in engine.input_stats({"kind": "3d"}))
+                 for v in engine.input_stats("3d"))
     norm = lambda u: ((u.float().div_(255) - mean) / std).movedim(-1, 1)
     mods = dict(trunk=nn.Sequential(*net.frozen))  # compiled after the FLOPs are counted
-    cast = lambda: engine.autocast(device) if not opt.get("graph") else torch.autocast(
+    arithmetic = engine.Run(device, precision=engine.resolve_precision("auto", device))
+    cast = lambda: engine.autocast(arithmetic) if not opt.get("graph") else torch.autocast(
         "cuda", dtype=torch.bfloat16, cache_enabled=False)
 
     def top(h, yy):

@@ -54,6 +54,7 @@ JOBS = 160
 SHORT_VIDEO = 40  # frames of a short test video: the rehearsal's median (UCF-101's 165 / 4)
 EXACT_STARTS = 12  # clip starts per video in the frame-exactness check (4 with --quick)
 OURS = video_io.FORMATS  # the formats of the one-core tables that are ours; the rest are peers
+UNCHECKED = "jpeg without the source check"  # the compact store read as if it recorded no source
 
 
 # ----------------------------------------------------------------------------- data
@@ -305,7 +306,19 @@ def same_work(fmts: dict, readers: dict, rng: np.random.Generator, n_jobs: int) 
         for fmt, read in readers.items():
             calls[fmt, kind] = lambda k, idx, read=read: hf.apply_augment(
                 read(avis[k], idx), NO_AUG, 224)
+        # what the store's check of its source costs: the same read without it (read_frames
+        # less video_io.stale_source)
+        calls[UNCHECKED, kind] = lambda k, idx, ps=fmts["jpeg"]: hf.apply_augment(
+            read_store_unchecked(ps[k], idx), NO_AUG, 224)
     return calls, jobs
+
+
+def read_store_unchecked(path: str, indices: np.ndarray) -> np.ndarray:
+    """Frames `indices` (sorted, unique) of a video's compact-store copy, read as read_frames reads
+    them but for the comparison of the store's record with its source."""
+    real = video_io.resolve_video(path, ("jpeg",))[1]
+    with video_io._open_h5(real) as (_, ds):
+        return video_io._read_store(real, ds, lambda n: indices)[0]
 
 
 def job_rounds(calls: dict, jobs: dict, rounds: int) -> dict:
@@ -460,17 +473,35 @@ def peer_comparison(results: dict) -> list:
         for s in dict.fromkeys(r["set"] for r in results["one_core"]):
             got = {r["format"]: r for r in results["one_core"]
                    if (r["set"], r["kind"]) == (s, kind)}
-            peers = [f for f in got if f not in OURS and exact.get((s, f))]
+            peers = [f for f in got if f not in OURS and f != UNCHECKED and exact.get((s, f))]
             if not peers:
                 continue
             best = max(peers, key=lambda f: got[f]["clips_per_s"])
             for f, r in got.items():
+                if f == UNCHECKED:
+                    continue
                 ratios = [a / b for a, b in zip(r["rounds"], got[best]["rounds"])]
                 rows.append(dict(set=s, kind=kind, format=f, clips_per_s=r["clips_per_s"],
                                  best_peer=best, ratio=statistics.median(ratios),
                                  wins=sum(x > 1 for x in ratios), rounds=len(ratios),
                                  frame_exact=exact.get((s, f)) if f not in ("jpeg", "hdf5")
                                  else None))  # the copies hold the frames by number
+    return rows
+
+
+def source_check_cost(results: dict) -> list:
+    """Per set and kind of the same-work table, the compact store read as the scripts read it against
+    the same read without the comparison of its record with its source: rows {set, kind,
+    checked_per_s, unchecked_per_s, cost (1 - the median per-round ratio), rounds}."""
+    rows = []
+    for (s, kind), r in {(r["set"], r["kind"]): r for r in results.get("one_core", [])
+                         if r["format"] == "jpeg"}.items():
+        u = next((x for x in results["one_core"] if (x["set"], x["kind"], x["format"]) ==
+                  (s, kind, UNCHECKED)), None)
+        if u is not None:
+            ratio = statistics.median(a / b for a, b in zip(r["rounds"], u["rounds"]))
+            rows.append(dict(set=s, kind=kind, checked_per_s=r["clips_per_s"],
+                             unchecked_per_s=u["clips_per_s"], cost=1 - ratio, rounds=len(u["rounds"])))
     return rows
 
 
@@ -497,7 +528,7 @@ def model_setup(args, device: torch.device, kind: str, train: bool = True,
     else:
         model = getattr(torchvision.models, args.arch_single_frame)(weights=None, num_classes=101)
     top = "layer4.0" if kind == "3d" else f"layer4.{len(model.layer4) - 1}"  # resnet50: layer4.2
-    net = engine.FineTune(model, top if train else "fc", lb).to(device)
+    net = engine.FineTune(model, top if train else "fc", *engine.input_stats(kind)).to(device)
     if channels_last and device.type == "cuda":
         net = net.to(memory_format=torch.channels_last_3d if kind == "3d" else torch.channels_last)
     net.train(train)
@@ -508,20 +539,20 @@ def pipeline_rate(args, device: torch.device, paths: list, kind: str, workers: i
                   n: int) -> float:
     """Training samples/s fed by the real loader: ClipDataset + make_loader with `workers` workers
     (decoding and augmenting in the workers, as the training scripts do), through
-    engine.train_one_epoch (normalize, forward, backward, Adam). Timed over the second of two
+    engine.train_one_epoch (normalise, forward, backward, Adam). Timed over the second of two
     epochs of n samples, so that worker start-up is left out."""
     frames = 16 if kind == "3d" else 1
     ps = (list(paths) * (n // len(paths) + 1))[:n]
     ds = hf.ClipDataset(ps, np.zeros(n, dtype=np.int64), True, args.size, frames)
     loader = hf.make_loader(ds, batch, True, workers)
     net, opt = model_setup(args, device, kind)
-    mean, std = engine.input_stats({"kind": kind})
+    run = engine.Run(device, rank=1, precision=engine.resolve_precision("auto", device))
     failures = engine.FailureLog(rank=1)  # rank 1: no progress bar, no messages
     for epoch in range(2):
-        loader.sampler.set_epoch(epoch)
+        loader.batch_sampler.set_epoch(epoch)
         sync(device)
         t = time.perf_counter()
-        r = engine.train_one_epoch(net, opt, loader, device, mean, std, failures, rank=1)
+        r = engine.train_one_epoch(net, opt, loader, run, failures)
         sync(device)
     if failures.count:
         raise RuntimeError(f"{failures.count} samples failed to load in the pipeline benchmark")
@@ -555,13 +586,13 @@ def model_case(args, device: torch.device, name: str, kind: str, batch: int, fra
                mode: str = "train", amp: bool = True, channels_last: bool = True,
                compile_: bool = False) -> dict:
     """One set-up's seconds per step, items/s and FLOPs. mode "train": uint8 (B, T, S, S, 3) on the
-    device -> normalize -> FineTune -> loss -> backward -> Adam. Else one uint8 video (T, S, S, 3),
+    device -> FineTune (normalising) -> loss -> backward -> Adam. Else one uint8 video (T, S, S, 3),
     pinned on the host as the loader hands it over, through scoring.logits_of: its frames
     ("frames") or its scoring.window_inputs ("windows" / "full")."""
     S, gpu, train = args.size, device.type == "cuda", mode == "train"
     net, opt = model_setup(args, device, kind, train, channels_last)
-    mean, std = engine.input_stats({"kind": kind})
-    cast = lambda: engine.autocast(device) if amp else torch.autocast(device.type, enabled=False)
+    run = engine.Run(device, precision=engine.resolve_precision("auto" if amp else "fp32", device))
+    cast = lambda: engine.autocast(run)
     if train:
         shape = (batch, S, S, 3) if kind == "single_frame" else (batch, frames, S, S, 3)
         x = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
@@ -569,7 +600,7 @@ def model_case(args, device: torch.device, name: str, kind: str, batch: int, fra
 
         def step(m):
             with cast():
-                loss = F.cross_entropy(m(hf.normalize(x, mean, std)).float(), y)
+                loss = F.cross_entropy(m(x).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -578,11 +609,11 @@ def model_case(args, device: torch.device, name: str, kind: str, batch: int, fra
         video = video.pin_memory() if gpu else video
 
         def step(m):
-            with torch.inference_mode(), cast():
+            with torch.inference_mode():
                 x = video if mode == "frames" else scoring.window_inputs(
                     video.to(device, non_blocking=True), mode, ASSIGNMENT["clip"],
                     ASSIGNMENT["stride"])
-                return scoring.logits_of(m, x, device, mean, std, batch)
+                return scoring.logits_of(m, x, run, batch)
     with FlopCounterMode(display=False) as fc:  # on CPU also the warm-up
         step(net)
     fwd = torch.compile(net) if compile_ else net

@@ -49,7 +49,7 @@ def test_benchmark_tiny(tmp_path, capsys):
     assert ("torchcodec not measured" in " ".join(R["notes"])) == ("torchcodec" not in peers)
     assert {(r["format"], r["kind"]) for r in R["one_core"]} == {("avi", "seek"), ("avi", "decode all")} | \
         {(f, k) for f in ("jpeg", "hdf5", "avi") for k in ("loadFrame", "loadSequence", "uint8 clip, cold")} | \
-        {(f, k) for f in {"jpeg", "hdf5", "avi"} | peers for k in ("uint8 clip", "uint8 frame")} | \
+        {(f, k) for f in {"jpeg", "hdf5", "avi", measure.UNCHECKED} | peers for k in ("uint8 clip", "uint8 frame")} | \
         {("jpeg", k) for k in ("16 JPEGs, cv2.imdecode", "16 JPEGs, simplejpeg", "16 JPEGs, simplejpeg fast")}
     assert all(len(r["rounds"]) == 2 for r in R["one_core"])
     assert [r["set"] for r in R["jpeg_decoder"]] == ["toy"]
@@ -63,6 +63,14 @@ def test_benchmark_tiny(tmp_path, capsys):
     assert {(r["format"], r["kind"]) for r in comp} == {(f, k) for f in {"jpeg", "hdf5", "avi"} | peers
                                                         for k in ("uint8 clip", "uint8 frame")}
     assert all(r["best_peer"] in peers and r["rounds"] == 2 and 0 <= r["wins"] <= 2 for r in comp)
+    # the store's source check against the same read without it, from the rounds by hand
+    checks = {r["kind"]: r for r in measure.source_check_cost(R)}
+    assert set(checks) == {"uint8 clip", "uint8 frame"}
+    for kind, r in checks.items():
+        rounds = {f: next(x["rounds"] for x in R["one_core"] if (x["format"], x["kind"]) == (f, kind))
+                  for f in ("jpeg", measure.UNCHECKED)}
+        ratios = sorted(a / b for a, b in zip(rounds["jpeg"], rounds[measure.UNCHECKED]))
+        assert r["cost"] == pytest.approx(1 - (ratios[0] + ratios[1]) / 2)  # the median of two
     # training fed by the real loader (decoded in the workers), next to the model alone
     assert {r["kind"] for r in R["pipeline"]} == {"single_frame", "3d"}
     assert set(R["derived"]["end_to_end"]) == {"single_frame", "3d"}
@@ -78,7 +86,7 @@ def test_benchmark_tiny(tmp_path, capsys):
         assert vals and all(math.isfinite(v) and v > 0 for v in vals), (key, R[key])
     printed = capsys.readouterr().out
     tables = benchmark.tables(R)
-    assert list(tables) == ["run", "disk", "loaders", "one-core", "peers", "exactness", "jpeg", "seek", "models",
+    assert list(tables) == ["run", "disk", "loaders", "one-core", "peers", "source-check", "exactness", "jpeg", "seek", "models",
                             "levers", "pipeline", "projection"]
     assert benchmark.markdown_tables(R) in printed
     assert "x best peer" in printed and "| **total**, 3D tested in windows |" in printed
