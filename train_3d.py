@@ -87,7 +87,8 @@ def main(args):
              "preprocess": args.preprocess, "shortcut_type": net.model.shortcut_type}
     record = {"kind": "3d", "arch": args.arch, "num_classes": len(class_list),
               "class_list": [str(c) for c in class_list], "size": args.size, "frames": args.frames,
-              "train_from": args.train_from, "frozen_bn": args.frozen_bn, "split": args.split, "val_groups": args.val_groups,
+              "train_from": args.train_from, "frozen_bn": args.frozen_bn, "split": args.split,
+              "val_groups": args.val_groups,
               "precision": run.precision, **shape,
               "identity": engine.run_identity(args, "3d", lists, pretrained_sha256, run, frames=args.frames,
                                               **shape)}

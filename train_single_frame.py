@@ -84,7 +84,8 @@ def main(args):
     optimizer = torch.optim.Adam(params, lr=args.lr)
     record = {"kind": "single_frame", "arch": args.arch, "num_classes": len(class_list),
               "class_list": [str(c) for c in class_list], "size": args.size, "frames": 1,
-              "train_from": args.train_from, "frozen_bn": args.frozen_bn, "split": args.split, "val_groups": args.val_groups,
+              "train_from": args.train_from, "frozen_bn": args.frozen_bn, "split": args.split,
+              "val_groups": args.val_groups,
               "precision": run.precision,
               "identity": engine.run_identity(args, "single_frame", lists, pretrained_sha256, run)}
     start = engine.start(args.out, record["identity"], net, optimizer, run, args.resume, args.overwrite,
