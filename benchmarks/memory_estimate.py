@@ -11,7 +11,6 @@ GPU the activations take about half, so these are upper bounds (`--precision fp3
 counted: the CUDA context (about 0.5 GB, outside PyTorch's allocator) and cuDNN's workspaces;
 benchmarks/gpu_check.sh measures the real peak on a GPU.
 """
-import argparse
 import json
 import platform
 import weakref
