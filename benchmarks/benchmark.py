@@ -16,7 +16,7 @@ frame-exactness check of every AVI decoder (`--only one-core`: those tables alon
 Models run the training set-ups through engine.FineTune (forward, backward, Adam) and the test
 scripts' inference functions. The JSON is rewritten after every step, so that a run cut short
 keeps what it measured; `markdown_tables` renders it, as docs/performance.md shows it
-(benchmarks/render_docs.py). The measurements themselves are in measure.py.
+(tools/render_docs.py). The measurements themselves are in measure.py.
 """
 import argparse
 import json

@@ -23,7 +23,7 @@ Usage: python -m benchmarks.gpu_check [--out docs/results/gpu-<gpu>.json] [--lis
    of the frozen trunk, CUDA graphs, conv1's input channels padded to 4 or 8, the frozen trunk's
    batch, --layer4-blocks 1/2/3; each with its step time and share of the GPU's dense bf16 peak.
 
-Writes the results JSON (--out) and prints the tables; benchmarks/render_docs.py puts them in
+Writes the results JSON (--out) and prints the tables; tools/render_docs.py puts them in
 docs/performance.md.
 """
 import argparse

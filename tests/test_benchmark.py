@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import video_io
-from benchmarks import benchmark, measure, render_docs
+from benchmarks import benchmark, measure
+from tools import render_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +139,7 @@ def test_render_docs_rewrites_and_names_a_stale_table(tmp_path, capsys):
     rewrites the block, after which --check passes."""
     results = ROOT / "docs" / "results" / "benchmark-cpu.json"
     md = tmp_path / "doc.md"
-    md.write_text(f"# t\n\n<!-- generated from {results} by python -m benchmarks.render_docs: disk, seek -->\n"
+    md.write_text(f"# t\n\n<!-- generated from {results} by python -m tools.render_docs: disk, seek -->\n"
                   "| stale |\n<!-- end generated -->\n\nprose after\n")
     assert render_docs.main(["--check", str(md)]) == 1
     out = capsys.readouterr().out

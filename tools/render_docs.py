@@ -1,20 +1,22 @@
 """(Re)write the generated tables of the docs from the results JSON files they name.
 
-Usage: python -m benchmarks.render_docs [--check] [FILE.md ...]   (default: README.md, docs/*.md)
+Usage: python -m tools.render_docs [--check] [FILE.md ...]   (default: README.md, docs/*.md)
 
 A generated block sits between two marker comments, the first naming its file and, optionally,
 which of its tables it shows (all of them otherwise):
 
-  <!-- generated from docs/results/benchmark-cpu.json by python -m benchmarks.render_docs: peers -->
+  <!-- generated from docs/results/benchmark-cpu.json by python -m tools.render_docs: peers -->
     ...
     <!-- end generated -->
 
-The tables come from benchmark.markdown_tables or gpu_check.markdown_tables, whichever tool wrote
-the file; a file not written yet gives one line saying how to make it. --check rewrites nothing:
+The tables come from the `markdown_table(s)` of the tool that wrote the file (its "tool" entry, else
+its name): benchmarks.benchmark, benchmarks.gpu_check, benchmarks.memory_estimate, tools.rehearse,
+tools.demo_results. A file not written yet gives one line saying how to make it. --check rewrites nothing:
 it exits 1, naming each table that differs from its file, when the docs disagree with the files.
 """
 import argparse
 import glob
+import importlib
 import json
 import os
 import re
@@ -23,14 +25,31 @@ import sys
 from benchmarks import benchmark, gpu_check
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BLOCK = re.compile(r"(<!-- generated from (?P<file>\S+\.json) by python -m benchmarks\.render_docs"
+BLOCK = re.compile(r"(<!-- generated from (?P<file>\S+\.json) by python -m tools\.render_docs"
                    r"(?:: (?P<names>[a-z0-9 ,-]+?))? -->\n)(?P<body>.*?)(<!-- end generated -->)",
                    re.S)
 
 
+# a results file's tool -> (the module whose markdown_table renders it, the command that writes it)
+ONE_TABLE = {"memory_estimate": ("benchmarks.memory_estimate", "python -m benchmarks.memory_estimate --out {}"),
+             "rehearsal": ("tools.rehearse", "python -m tools.rehearse --results-json {}"),
+             "demo": ("tools.demo_results", "python -m tools.demo_results --out {}")}
+
+
+def tool_of(path: str, results: dict | None) -> str:
+    """The tool that writes a results file: its "tool" entry, else its file name's first word."""
+    if results and results.get("tool"):
+        return results["tool"]
+    name = os.path.basename(path)
+    return "gpu_check" if name.startswith("gpu-") else name.split("-")[0].split(".")[0]
+
+
 def how_to_make(path: str) -> str:
-    if os.path.basename(path).startswith("gpu-"):
+    tool = tool_of(path, None)
+    if tool == "gpu_check":
         return f"_Not measured yet: `bash benchmarks/gpu_check.sh` on a GPU machine writes {path}._"
+    if tool in ONE_TABLE:
+        return f"_Not made yet: `{ONE_TABLE[tool][1].format(path)}` writes it._"
     return f"_Not measured yet: `python -m benchmarks.benchmark --out {path}` writes it._"
 
 
@@ -42,7 +61,10 @@ def rendered(path: str, names: list | None) -> dict:
         return {"": how_to_make(path)}
     with open(full) as f:
         results = json.load(f)
-    tool = gpu_check if results.get("tool") == "gpu_check" else benchmark
+    tool = tool_of(path, results)
+    if tool in ONE_TABLE:
+        return {"": importlib.import_module(ONE_TABLE[tool][0]).markdown_table(results)}
+    tool = gpu_check if tool == "gpu_check" else benchmark
     if names is None:
         names = list(tool.tables(results)) if tool is benchmark else [
             n for n in ("phases", "levers") if n != "levers" or results.get("levers")]
