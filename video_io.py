@@ -389,22 +389,38 @@ def source_record(path: str, fmt: str, n_frames: int) -> dict:
             "source_frames": n_frames}
 
 
-def stale_source(canonical: str, attrs) -> tuple | None:
-    """(format, path) of a store copy's source when the source has changed since the copy was made
-    (its size or modification time differ from the record), else None: also when the copy records no
-    source (the course's raw copy is a source itself) or the source is not there."""
-    fmt = attrs.get("source_format")
-    if fmt is None:
+_RECORDS = {}  # (store file, its mtime_ns, its size) -> the source it records: read once a process
+
+
+def recorded_source(real: str, attrs) -> tuple | None:
+    """(format, size, mtime_ns) of the source a store file records, or None when it records none.
+    Remembered per store file and version in this process: an HDF5 attribute read costs about as
+    much as decoding a few frames, a stat a few microseconds."""
+    st = os.stat(real)
+    key = (real, st.st_mtime_ns, st.st_size)
+    if key not in _RECORDS:
+        fmt = attrs.get("source_format")
+        _RECORDS[key] = None if fmt is None else (
+            fmt.decode() if isinstance(fmt, bytes) else str(fmt), int(attrs["source_size"]),
+            int(attrs["source_mtime_ns"]))
+    return _RECORDS[key]
+
+
+def stale_source(canonical: str, real: str, attrs) -> tuple | None:
+    """(format, path) of the source of the store copy `real` of a video when the source has changed
+    since the copy was made (its size or modification time differ from the record), else None:
+    also when the copy records no source (the course's raw copy is a source itself) or the source
+    is not there."""
+    record = recorded_source(real, attrs)
+    if record is None:
         return None
-    fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+    fmt, size, mtime_ns = record
     src = store_path(canonical, fmt)
     try:
         st = os.stat(src)
     except OSError:
         return None
-    if st.st_size != attrs.get("source_size") or st.st_mtime_ns != attrs.get("source_mtime_ns"):
-        return fmt, src
-    return None
+    return (fmt, src) if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) else None
 
 
 def _from_store(path: str, fmt: str, real: str, formats: tuple, read) -> tuple:
@@ -413,7 +429,7 @@ def _from_store(path: str, fmt: str, real: str, formats: tuple, read) -> tuple:
     made or it cannot be read and another copy exists (without one, its VideoReadError stands)."""
     try:
         with _open_h5(real) as (_, ds):
-            stale = stale_source(path, ds.file.attrs)
+            stale = stale_source(path, real, ds.file.attrs)
             if stale is None:
                 return read(ds), None
     except VideoReadError as e:
