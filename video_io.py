@@ -389,29 +389,34 @@ def source_record(path: str, fmt: str, n_frames: int) -> dict:
             "source_frames": n_frames}
 
 
-_RECORDS = {}  # (store file, its mtime_ns, its size) -> the source it records: read once a process
+_VERDICTS = {}  # (store file, its mtime_ns, its size) -> stale_source's answer, once a process
 
 
-def recorded_source(real: str, attrs) -> tuple | None:
-    """(format, size, mtime_ns) of the source a store file records, or None when it records none.
-    Remembered per store file and version in this process: an HDF5 attribute read costs about as
-    much as decoding a few frames, a stat a few microseconds."""
-    st = os.stat(real)
-    key = (real, st.st_mtime_ns, st.st_size)
-    if key not in _RECORDS:
-        fmt = attrs.get("source_format")
-        _RECORDS[key] = None if fmt is None else (
-            fmt.decode() if isinstance(fmt, bytes) else str(fmt), int(attrs["source_size"]),
+def recorded_source(attrs) -> tuple | None:
+    """(format, size, mtime_ns) of the source a store file's attributes record, or None."""
+    fmt = attrs.get("source_format")
+    if fmt is None:
+        return None
+    return (fmt.decode() if isinstance(fmt, bytes) else str(fmt), int(attrs["source_size"]),
             int(attrs["source_mtime_ns"]))
-    return _RECORDS[key]
 
 
-def stale_source(canonical: str, real: str, attrs) -> tuple | None:
+def stale_source(canonical: str, real: str, attrs_of) -> tuple | None:
     """(format, path) of the source of the store copy `real` of a video when the source has changed
     since the copy was made (its size or modification time differ from the record), else None:
     also when the copy records no source (the course's raw copy is a source itself) or the source
-    is not there."""
-    record = recorded_source(real, attrs)
+    is not there. attrs_of() gives the open copy's attributes. The answer is kept for this version of
+    the copy for the rest of the process: the attributes cost tens of microseconds to read (an
+    eighth of decoding a frame) and a loader worker reads a video many times; a source replaced
+    during a run is seen by the next one."""
+    st = os.stat(real)
+    key = (real, st.st_mtime_ns, st.st_size)
+    if key not in _VERDICTS:
+        _VERDICTS[key] = _stale(canonical, recorded_source(attrs_of()))
+    return _VERDICTS[key]
+
+
+def _stale(canonical: str, record: tuple | None) -> tuple | None:
     if record is None:
         return None
     fmt, size, mtime_ns = record
@@ -429,7 +434,7 @@ def _from_store(path: str, fmt: str, real: str, formats: tuple, read) -> tuple:
     made or it cannot be read and another copy exists (without one, its VideoReadError stands)."""
     try:
         with _open_h5(real) as (_, ds):
-            stale = stale_source(path, real, ds.file.attrs)
+            stale = stale_source(path, real, lambda: ds.file.attrs)
             if stale is None:
                 return read(ds), None
     except VideoReadError as e:
