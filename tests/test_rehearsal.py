@@ -3,9 +3,10 @@ the official lists, its MPEG-4 videos and quirks, and every script at 101 classe
 
 Usage: pytest -q tests/test_rehearsal.py
 
-The generator's plan is checked on all 13,320 names of the official lists (nothing rendered); the
-reduced rehearsal writes 4 videos per class (404, all 101 classes) and runs rehearse.py on them for
-one epoch per model, then checks its outputs against the split files and predictions read here.
+The generator's plan is checked on all 13,320 names of the official lists (nothing rendered), and its
+motion pairs on rendered clips; the reduced rehearsal writes 4 videos per class (404, all 101 classes)
+and runs rehearse.py on them for one epoch per model, then checks its outputs against the split files
+and predictions read here; docs/rehearsal.md's table is checked against docs/results/rehearsal.json.
 """
 import json
 import re
@@ -89,21 +90,54 @@ def test_classes_motion_pairs_and_appearances():
     assert len(looks) == len(set(looks)) == 101 - len(pairs)  # pairs and appearance classes all look distinct
 
 
+LIKE_SPECS = toy.like_ucf101_specs(toy.UCF101_CLASSES)
+
+
+@pytest.mark.parametrize("motion", [m for m, _ in toy.PAIR_MOTIONS])
+def test_like_ucf101_pairs_alike_in_any_frame(motion):
+    """--like-ucf101's motion pairs as rendered (its own zoom, LIKE_ZOOM): with common random numbers,
+    the two members' mean frames differ far less than either differs from another pair's, so no single
+    frame tells them apart; the object stands out from the background (PAIR_CONTRAST)."""
+    k = next(i for i in range(len(toy.LIKE_PAIRS)) if toy.PAIR_MOTIONS[i % len(toy.PAIR_MOTIONS)][0] == motion)
+    (a, b), (c, _) = toy.LIKE_PAIRS[k], toy.LIKE_PAIRS[(k + 2) % len(toy.LIKE_PAIRS)]
+    keys = [(0, 1000 + k, g, 1) for g in range(40)]
+    mean = {n: np.mean([toy.render_clip(LIKE_SPECS[n], key, 20, 80, 60, toy.LIKE_ZOOM).astype(np.float32).mean(0)
+                        for key in keys], 0) for n in (a, b, c)}
+    within, between = np.abs(mean[a] - mean[b]).mean(), np.abs(mean[a] - mean[c]).mean()
+    assert within < 0.1 * between, (within, between)
+    for a, _ in toy.LIKE_PAIRS:
+        fg, bg = LIKE_SPECS[a][2], LIKE_SPECS[a][4]
+        assert max(abs(x - y) for x, y in zip(fg, bg)) >= toy.PAIR_CONTRAST, a
+
+
+def test_like_ucf101_zoom_grows_or_shrinks():
+    """The first zoom pair: its first member recedes (its discs shrink between most frames), the second
+    approaches; between the jumps back to the other end of the sizes, which each disc makes on its own."""
+    a, b = next(p for i, p in enumerate(toy.LIKE_PAIRS) if toy.PAIR_MOTIONS[i % len(toy.PAIR_MOTIONS)][0] == "zoom")
+    yellow = lambda f: (f[..., 2].astype(int) > 150) & (f[..., 0].astype(int) < 120)  # the yellow disc: R high, B low
+    for name, sign in ((a, -1), (b, 1)):
+        areas = np.array([[yellow(f).sum() for f in toy.render_clip(LIKE_SPECS[name], (0, 7, g, 1), 24, 80, 60,
+                                                                  toy.LIKE_ZOOM)] for g in range(20)])
+        steps = np.sign(np.diff(areas, axis=1))
+        assert np.mean(steps == sign) > 0.6, (name, np.mean(steps == sign))
+
+
 # ----------------------------------------------------------------------------- the reduced rehearsal
 
 @pytest.fixture(scope="module")
 def rehearsal(split_dir, tmp_path_factory):
-    """rehearse.py on PER_CLASS videos per class of the official lists, 1 epoch per model."""
+    """rehearse.py on PER_CLASS videos per class of the official lists, 1 epoch per model at 16x16."""
     tmp = tmp_path_factory.mktemp("rehearsal")
     data, run = tmp / "data", tmp / "run"
     toy.make_like_ucf101(data, lists=split_dir, frames=20, max_per_class=PER_CLASS, workers=2)
-    cmd = [sys.executable, "-m", "tools.rehearse", "--data-root", data, "--run", run,
-           "--report", tmp / "rehearsal.pdf", "--max-per-class", PER_CLASS, "--frames", 20, "--size", 16,
-           "--epochs-2d", 1, "--epochs-3d", 1, "--workers", 2]
+    cmd = [sys.executable, "-m", "tools.rehearse", "--data-root", data, "--out", run,
+           "--pdf", tmp / "rehearsal.pdf", "--max-per-class", PER_CLASS, "--frames", 20, "--size", 16,
+           "--epochs-single-frame", 1, "--epochs-3d", 1, "--workers", 2, "--results-json", tmp / "summary.json"]
     r = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return {"data": data, "run": run, "pdf": tmp / "rehearsal.pdf", "stdout": r.stdout, "stderr": r.stderr,
-            "meta": json.loads((data / "toy_classes.json").read_text())}
+            "meta": json.loads((data / "toy_classes.json").read_text()),
+            "summary": json.loads((tmp / "summary.json").read_text())}
 
 
 @pytest.mark.slow
@@ -140,7 +174,95 @@ def test_rehearsal_outputs_at_101_classes(rehearsal, split_dir):
         val_names = set(h["videos"].asstr()[()])
     train_names = set(list_names(data / "ucfTrainTestlist" / "trainlist01.txt"))
     assert len(val_names) == 101 and val_names <= train_names and not val_names & set(test_names)
-    assert all(p["seconds"] > 0 for p in phases) and "per video" in rehearsal["stdout"]
+
+
+@pytest.mark.slow
+def test_rehearsal_phases_json(rehearsal):
+    """<out>/phases.json: every phase, in order, with a positive wall time; the total is their sum,
+    and the summary (--results-json) and the printed table hold the same phases."""
+    record = json.loads((rehearsal["run"] / "phases.json").read_text())
+    phases = record["phases"]
+    assert [p["phase"] for p in phases] == [
+        "generate", "prepare (compact store)", "train single frame (1 epochs)", "train 3D (1 epochs)",
+        "test single frame (held-out videos)", "test single frame (every test video)",
+        "test 3D (held-out videos)", "test 3D (every test video)", "fuse + report"]
+    for p in phases:
+        assert isinstance(p["seconds"], (int, float)) and p["seconds"] > 0, p
+        assert p["videos"] > 0 and p["phase"] in rehearsal["stdout"], p
+    assert record["total_seconds"] == pytest.approx(sum(p["seconds"] for p in phases), abs=0.05)
+    assert [p["phase"] for p in rehearsal["summary"]["phases"]] == [p["phase"] for p in phases]
+    assert all(p["seconds"] > 0 for p in rehearsal["summary"]["phases"]) and "per video" in rehearsal["stdout"]
+
+
+@pytest.mark.slow
+def test_rehearsal_lesson_figures(rehearsal):
+    """The lesson's three figures (single frame on the appearance classes and within the motion-only
+    pairs, 3D within the pairs) are in results.json, the summary, the printout and the report. Their
+    thresholds (docs/rehearsal.md) need the full run: one epoch on 4 videos a class cannot reach them."""
+    results = json.loads((rehearsal["run"] / "combined" / "results.json").read_text())
+    mp = results["motion_pairs"]["models"]
+    figures = {"single frame, appearance classes": mp["single_frame"]["other_top1"],
+               "single frame, within pairs": mp["single_frame"]["within_pair"], "3D, within pairs": mp["3d"]["within_pair"]}
+    for name, x in figures.items():
+        assert isinstance(x, float) and 0 <= x <= 1, (name, x)
+    assert mp["3d"]["n_videos"] == 32 and len(mp["3d"]["pairs"]) == 16  # 16 pairs, one test video a class
+    summary = rehearsal["summary"]["motion_pairs"]
+    assert summary["single_frame"]["other_top1"] == pytest.approx(figures["single frame, appearance classes"], abs=1e-4)
+    assert summary["single_frame"]["within_pair"] == pytest.approx(figures["single frame, within pairs"], abs=1e-4)
+    assert summary["3d"]["within_pair"] == pytest.approx(figures["3D, within pairs"], abs=1e-4)
+    assert len(summary["3d"]["pairs"]) == 16
+    out = rehearsal["stdout"]  # printed from the summary (rounded to 4 digits)
+    assert f"appearance classes, top-1: single frame {100 * summary['single_frame']['other_top1']:.1f}%" in out
+    assert (f"within-pair accuracy (chance 50%): single frame {100 * summary['single_frame']['within_pair']:.1f}%, "
+            f"3D {100 * summary['3d']['within_pair']:.1f}%") in out
+    md = rehearsal["pdf"].with_suffix(".md").read_text()
+    rows = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("|") and "%" in ln}
+    sf_row = next(ln for k, ln in rows.items() if k.lower().startswith("single"))
+    td_row = next(ln for k, ln in rows.items() if k.startswith("3D"))
+    assert f"{100 * figures['single frame, appearance classes']:.2f}%" in sf_row
+    assert f"{100 * figures['single frame, within pairs']:.2f}%" in sf_row
+    assert f"{100 * figures['3D, within pairs']:.2f}%" in td_row
+    from tools import rehearse
+    table = rehearse.markdown_table(rehearsal["summary"])  # the docs' table renders a fresh summary too
+    assert table.count("\n| ") > 20 and "motion-only pairs, within-pair" in table
+
+
+# ----------------------------------------------------------------------------- the docs' figures
+
+GENERATED = ("<!-- generated from docs/results/rehearsal.json -->", "<!-- end generated -->")
+
+
+def test_docs_table_is_generated_from_the_results_file():
+    """docs/rehearsal.md's figures are markdown_table(docs/results/rehearsal.json), to the character."""
+    from tools import rehearse
+    summary = json.loads((REPO / "docs" / "results" / "rehearsal.json").read_text())
+    doc = (REPO / "docs" / "rehearsal.md").read_text()
+    assert doc.count(GENERATED[0]) == 1 and doc.count(GENERATED[1]) == 1
+    block = doc.split(GENERATED[0])[1].split(GENERATED[1])[0]
+    assert block.strip("\n") == rehearse.markdown_table(summary).strip("\n")
+    # the full run, seed 0, with the settings the rehearsal has now
+    assert summary["data"]["videos"] == 13320 and summary["settings"]["seed"] == 0
+    assert summary["settings"]["max_per_class"] is None
+    defaults = vars(rehearse.parse_args([]))
+    for key in ("epochs_single_frame", "epochs_3d", "size_single_frame", "size_3d", "batch_size_single_frame",
+                "batch_size_3d", "lr_single_frame", "lr_3d", "widen_factor_3d", "clip_frames", "frames"):
+        assert summary["settings"][key] == defaults[key], key
+
+
+def test_rehearse_flags():
+    """The repo's flag names, the old ones kept as aliases, and every default in --help."""
+    from tools import rehearse
+    new = rehearse.parse_args(["--out", "r", "--pdf", "p.pdf", "--epochs-single-frame", "3", "--epochs-3d", "5"])
+    old = rehearse.parse_args(["--run", "r", "--report", "p.pdf", "--epochs-2d", "3", "--epochs-3d", "5"])
+    assert vars(new) == vars(old) and new.out == "r" and new.pdf == "p.pdf" and new.epochs_single_frame == 3
+    assert vars(rehearse.parse_args(["--size", "24"]))["size_3d"] == 24
+    r = subprocess.run([sys.executable, "-m", "tools.rehearse", "--help"], cwd=REPO, capture_output=True, text=True)
+    text = " ".join(r.stdout.split())
+    assert r.returncode == 0 and "--run" not in text
+    for flag in ("--out", "--pdf", "--results-json", "--epochs-single-frame", "--epochs-3d", "--seed", "--workers"):
+        assert flag in text
+    n_flags = len(re.findall(r"^  --", r.stdout, re.M))
+    assert text.count("(default:") == n_flags, (text.count("(default:"), n_flags)
 
 
 @pytest.mark.slow
