@@ -229,7 +229,7 @@ def test_rehearsal_lesson_figures(rehearsal):
 
 # ----------------------------------------------------------------------------- the docs' figures
 
-GENERATED = ("<!-- generated from docs/results/rehearsal.json -->", "<!-- end generated -->")
+GENERATED = ("<!-- generated from docs/results/rehearsal.json by python -m tools.render_docs -->", "<!-- end generated -->")
 
 
 def test_docs_table_is_generated_from_the_results_file():

@@ -72,13 +72,13 @@ THREE_D = dict(
 # Kept apart so that a renamed flag of a script is one edit here.
 
 def train_single_frame_flags(a):
-    return ["--weights", "none", "--arch", SINGLE_FRAME["arch"], "--train-from", "all",
+    return ["--pretrained", "none", "--arch", SINGLE_FRAME["arch"], "--train-from", "all",
             "--size", a.size_single_frame, "--epochs", a.epochs_single_frame,
             "--batch-size", a.batch_size_single_frame, "--lr", a.lr_single_frame]
 
 
 def train_3d_flags(a):
-    return ["--kinetics-checkpoint", "none", "--arch", THREE_D["arch"], "--widen-factor", a.widen_factor_3d,
+    return ["--pretrained", "none", "--arch", THREE_D["arch"], "--widen-factor", a.widen_factor_3d,
             "--train-from", "all", "--layer4-blocks", 1, "--size", a.size_3d, "--frames", a.clip_frames,
             "--epochs", a.epochs_3d, "--batch-size", a.batch_size_3d, "--lr", a.lr_3d]
 
@@ -159,7 +159,7 @@ def load_average():
 
 def main(args, argv=None):
     data, run = Path(args.data_root), Path(args.out)
-    common = ["--data-root", data, "--seed", args.seed, "--workers", args.workers]
+    common = ["--data-root", data, "--workers", args.workers]  # and --seed for the trainings
     phases = []  # (name, seconds, videos the cost is per)
     load_before = load_average()
 
@@ -182,11 +182,12 @@ def main(args, argv=None):
     # chosen on it, never on the test videos.
     held_out = ["--val-groups", VAL_GROUPS]
     seconds = run_phase("train single frame", "train_single_frame.py",
-                        common + train_single_frame_flags(args) + held_out + ["--out", sf, "--resume"])
+                        common + ["--seed", args.seed] + train_single_frame_flags(args) + held_out
+                        + ["--out", sf, "--resume"])
     phases.append((f"train single frame ({args.epochs_single_frame} epochs)", seconds,
                    n_fit * args.epochs_single_frame))
     seconds = run_phase("train 3D", "train_3d.py",
-                        common + train_3d_flags(args) + held_out + ["--out", td, "--resume"])
+                        common + ["--seed", args.seed] + train_3d_flags(args) + held_out + ["--out", td, "--resume"])
     phases.append((f"train 3D ({args.epochs_3d} epochs)", seconds, n_fit * args.epochs_3d))
     for name, script, ckpt in (("test single frame", "test_single_frame.py", sf), ("test 3D", "test_3d.py", td)):
         for subset, label, n in (("val", "held-out videos", n_train - n_fit), ("test", "every test video", n_test)):
@@ -194,10 +195,13 @@ def main(args, argv=None):
                                 common + held_out + test_flags(subset, ckpt / "checkpoint.pt", f"{ckpt}_{subset}"))
             phases.append((f"{name} ({label})", seconds, n))
     seconds = run_phase("fuse", "combine_results.py", [
-        "--single-frame", f"{sf}_test", "--three-d", f"{td}_test", "--out", run / "combined",
-        "--val-single-frame", f"{sf}_val", "--val-three-d", f"{td}_val",
+        "--single-frame", f"{sf}_test", "--3d", f"{td}_test", "--out", run / "combined",
+        "--val-single-frame", f"{sf}_val", "--val-3d", f"{td}_val",
         "--sweep", "--toy-classes", data / "toy_classes.json"])
-    seconds += run_phase("report", "report/make_report.py", ["--results", run / "combined", "--out", args.pdf])
+    # the discussion beside the rehearsal's report: the student's report/discussion.md is not touched
+    discussion = Path(args.pdf).with_name(Path(args.pdf).stem + "_discussion.md")
+    seconds += run_phase("report", "report/make_report.py", ["--results", run / "combined", "--pdf", args.pdf,
+                                                             "--discussion", discussion])
     phases.append(("fuse + report", seconds, n_test))
 
     results = json.loads((run / "combined" / "results.json").read_text())
