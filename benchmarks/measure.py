@@ -651,7 +651,7 @@ def model_plan(args: argparse.Namespace, device: torch.device) -> tuple[list, li
              dict(kind="3d", batch=32, frames=T, mode="windows"),
              dict(kind="3d", batch=1, frames=T, mode="full")]
     # the test scripts: one short video's frames / windows alone against short videos batched
-    # together (scoring.score_videos fills a forward pass with them); items/s side by side
+    # together (scoring.video_batches fills a forward pass with them); items/s side by side
     frames, windows = scoring.FRAME_BATCH, scoring.WINDOW_BATCH
     clip, stride = ASSIGNMENT["clip"], ASSIGNMENT["stride"]
     levers = [("2D test one short video", dict(cases[2], batch=frames, frames=SHORT_VIDEO)),

@@ -32,7 +32,7 @@ from reportlab.platypus import CondPageBreak, PageBreak  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)  # the repo's metrics.py and atomic.py, one folder up
+sys.path.insert(0, REPO)  # the repo's metrics.py and utils.py, one folder up
 sys.path.insert(0, HERE)  # discussion.py and layout.py beside this file
 import discussion  # noqa: E402
 import layout  # noqa: E402
