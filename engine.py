@@ -279,8 +279,7 @@ class FineTune(nn.Module):
                                      [m for _, m in named[n_frozen:]])
         for m in self.trained + [model.fc]:
             m.requires_grad_(True)
-        # buffers move with .to(device) but stay out of the state_dict: checkpoints hold the ResNet
-        # alone
+        # buffers: moved by .to(device), kept out of the state_dict (checkpoints: the ResNet alone)
         self.register_buffer("mean", torch.tensor(mean), persistent=False)
         self.register_buffer("std", torch.tensor(std), persistent=False)
 

@@ -198,8 +198,7 @@ def draw_augment(rng: np.random.Generator, height: int, width: int) -> "Augment"
     if rng.integers(2) == 0:
         w1 = int(width * (0.3 * rng.random() + 0.7))
         h1 = int(height * (0.3 * rng.random() + 0.7))
-        # +1: the assignment's randint(W - w1) never touched the right/bottom edge and failed at
-        # w1 == W
+        # +1: the assignment's randint(W - w1) missed the right/bottom edge and failed at w1 == W
         crop = (int(rng.integers(height - h1 + 1)), int(rng.integers(width - w1 + 1)), h1, w1)
     flip = bool(rng.integers(2) == 0)
     brightness = int(rng.integers(31)) - 15

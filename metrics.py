@@ -233,8 +233,7 @@ def aggregate(logits: ArrayLike, average: str = "log_softmax") -> np.ndarray:
     if average == "log_softmax":
         return log_softmax(ls.mean(axis=0))
     if average == "softmax":
-        # log(mean(exp(ls))) via a shifted logsumexp so tiny probabilities do not underflow to
-        # log(0)
+        # log(mean(exp(ls))) by a shifted logsumexp: tiny probabilities do not underflow to log(0)
         m = ls.max(axis=0)
         return m + np.log(np.exp(ls - m).sum(axis=0)) - np.log(n)
     raise ValueError(f"average must be 'log_softmax' or 'softmax', got {average!r}")

@@ -279,8 +279,7 @@ def load_kinetics(path: str, arch: str = "resnet50", num_classes: int = 101,
 
     model = build(arch, num_classes=400, layer4_blocks=layer4_blocks, shortcut_type=shortcut_type)
     expected = model.state_dict()
-    # torch < 0.4 files have no BatchNorm num_batches_tracked buffers; BatchNorm fills them in
-    # itself.
+    # torch < 0.4 files lack BatchNorm's num_batches_tracked buffers; BatchNorm fills them in.
     missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"

@@ -482,8 +482,9 @@ def read_frames(path: str,
     fmt, real = resolve_video(path, formats)
     if fmt == "avi":  # one open: the count (for a random clip), then the frames
         with _open_avi(real) as (container, stream):
-            if indices is None and _header_frames(stream) is None:  # a raw stream read whole: its
-                frames = _read_avi(real, container, stream, None, None)  # length is what decodes
+            # a raw stream read whole: its length is what decodes
+            if indices is None and _header_frames(stream) is None:
+                frames = _read_avi(real, container, stream, None, None)
                 _DECODED_COUNTS[_file_key(real)] = len(frames)
                 return frames
             n = _avi_frame_count(real, stream)
