@@ -2,18 +2,20 @@
 
 Their flags, the device (DDP, precision), the fine-tuning wrapper, one epoch of training and of
 clip-level evaluation, and checkpoints with the run identity that --resume checks. The scripts own
-their flow: they build the data, model and optimizer and run the epoch loop themselves. Both models are
-ResNets with the same attribute names (conv1, bn1, relu, maxpool, layer1-4, avgpool, fc), so
-`FineTune` runs either the way the assignment does: the frozen stem and blocks under no_grad, the top
-with gradients.
+their flow: they build the data, model and optimizer and run the epoch loop themselves. Both models
+are ResNets with the same attribute names (conv1, bn1, relu, maxpool, layer1-4, avgpool, fc), so
+`FineTune` runs either the way the assignment does: the frozen stem and blocks under no_grad, the
+top with gradients.
 """
+import argparse
 import csv
 import json
 import os
 import pickle
 import signal
 import zipfile
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -39,47 +41,54 @@ ARCHS_2D = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 
 
 # ----------------------------------------------------------------------------- flags
 
-def add_data_flags(p, val_groups_default: int | None) -> None:
+def add_data_flags(p: argparse.ArgumentParser, val_groups_default: int | None) -> None:
     """--data-root, --split, --val-groups: the videos a script reads."""
     p.add_argument("--data-root", required=True,
-                   help="folder holding ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or UCF-101-jpeg/ "
-                        "(make demo builds a toy one in data/toy)")
+                   help="folder holding ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or "
+                        "UCF-101-jpeg/ (make demo builds a toy one in data/toy)")
     p.add_argument("--split", type=int, choices=[1, 2, 3],
                    default=None if val_groups_default is None else 1,
                    help="official split: trainlist0N.txt / testlist0N.txt"
                         + (" (default: the checkpoint's)" if val_groups_default is None else ""))
     p.add_argument("--val-groups", type=utils.nonnegative_int, default=val_groups_default,
-                   help="the last N groups of every class of the train list are held out for validation "
-                        "(0: the assignment's whole train list"
-                        + ("; default: as the checkpoint was trained)" if val_groups_default is None else ")"))
+                   help="the last N groups of every class of the train list are held out for "
+                        "validation (0: the assignment's whole train list"
+                        + ("; default: as the checkpoint was trained)" if val_groups_default is None
+                           else ")"))
 
 
-def add_device_flags(p) -> None:
-    """--precision, --workers, --device: how a script runs, not what it computes (precision aside)."""
+def add_device_flags(p: argparse.ArgumentParser) -> None:
+    """--precision, --workers, --device: how a script runs, not what it computes (precision
+    aside)."""
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="arithmetic on the GPU: auto is bf16 where the GPU supports it, else fp16 (with a "
-                        "gradient scaler in training); fp32 everywhere on the CPU")
+                   help="arithmetic on the GPU: auto is bf16 where the GPU supports it, else fp16 "
+                        "(with a gradient scaler in training); fp32 everywhere on the CPU")
     p.add_argument("--workers", type=utils.nonnegative_int, default=min(8, os.cpu_count()),
                    help="data loading processes (0: load in the main process)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: the GPU when PyTorch sees one, else the CPU")
 
 
-def add_training_flags(p, batch_size: int, train_from: str, out: str) -> None:
+def add_training_flags(p: argparse.ArgumentParser, batch_size: int, train_from: str,
+                       out: str) -> None:
     """The flags both training scripts share, their defaults the assignment's."""
     add_data_flags(p, val_groups_default=0)
     p.add_argument("--train-from", default=train_from,
-                   help="first trained block (earlier ones stay frozen): e.g. layer4.2, layer4, layer3, ..., "
-                        "all; fc: only the classifier")
+                   help="first trained block (earlier ones stay frozen): e.g. layer4.2, layer4, "
+                        "layer3, ..., all; fc: only the classifier")
     p.add_argument("--frozen-bn", choices=["eval", "train"], default="eval",
-                   help="BatchNorm in the frozen blocks while training: eval keeps the pretrained statistics; "
-                        "train (the handout's model.train()) normalises with each batch's own and updates them")
-    p.add_argument("--size", type=utils.int_at_least(MIN_SIZE), default=224, help="input height and width")
+                   help="BatchNorm in the frozen blocks while training: eval keeps the pretrained "
+                        "statistics; train (the handout's model.train()) normalises with each "
+                        "batch's own and updates them")
+    p.add_argument("--size", type=utils.int_at_least(MIN_SIZE), default=224,
+                   help="input height and width")
     p.add_argument("--batch-size", type=utils.positive_int, default=batch_size,
-                   help="samples per optimizer step, in all: under torchrun each process takes its share")
+                   help="samples per optimizer step, in all: under torchrun each process takes its "
+                        "share")
     p.add_argument("--lr", type=utils.positive_float, default=1e-4, help="Adam learning rate")
     p.add_argument("--epochs", type=utils.positive_int, default=10,
-                   help="passes over the train list (with --resume: the total, counting those done)")
+                   help="passes over the train list (with --resume: the total, counting those "
+                        "done)")
     add_device_flags(p)
     p.add_argument("--seed", type=utils.nonnegative_int, default=0,
                    help="seeds the initial weights, the sample order and every augmentation draw")
@@ -98,7 +107,8 @@ def block_names(layers: tuple, layer4_blocks: int | None = None) -> list[str]:
     return ["conv1"] + [f"layer{i + 1}.{j}" for i, n in enumerate(counts) for j in range(n)]
 
 
-def check_train_from(p, train_from: str, arch: str, layers: tuple, layer4_blocks: int | None = None) -> None:
+def check_train_from(p: argparse.ArgumentParser, train_from: str, arch: str, layers: tuple,
+                     layer4_blocks: int | None = None) -> None:
     """Stop with a usage error (exit 2) when --train-from names no block of the architecture."""
     names = block_names(layers, layer4_blocks)
     layers_named = sorted({n.split(".")[0] for n in names if n.startswith("layer")})
@@ -113,9 +123,10 @@ def check_train_from(p, train_from: str, arch: str, layers: tuple, layer4_blocks
 # ----------------------------------------------------------------------------- data, device, DDP
 
 def split_lists(data_root: str, split: int, val_groups: int = 0) -> tuple:
-    """(class_list, train, val, test) of a split, each (paths, labels), after checking the data root;
-    val holds the last `val_groups` groups of every class of the train list. A wrong root, a missing or
-    malformed split file, or too few groups to hold out end the script with one line saying so."""
+    """(class_list, train, val, test) of a split, each (paths, labels), after checking the data
+    root; val holds the last `val_groups` groups of every class of the train list. A wrong root, a
+    missing or malformed split file, or too few groups to hold out end the script with one line
+    saying so."""
     try:
         check_data_root(data_root)
         return hf.getUCF101_subsets(data_root, split, val_groups)
@@ -146,7 +157,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def setup(device_name: str = "auto", seed: int = 0, precision: str = "auto") -> Run:
-    """Seed, pick the device and the arithmetic, and join the process group when launched by torchrun.
+    """Seed, pick the device and the arithmetic, and join the process group when launched by
+    torchrun.
 
     CUDA when present (one GPU per process under torchrun), else CPU; distributed runs use nccl on
     GPU and gloo on CPU.
@@ -159,7 +171,8 @@ def setup(device_name: str = "auto", seed: int = 0, precision: str = "auto") -> 
     device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
     if use_cuda:
         torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+        # fixed input sizes: let cuDNN pick the fastest kernels
+        torch.backends.cudnn.benchmark = True
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     torch.manual_seed(seed)
@@ -168,11 +181,12 @@ def setup(device_name: str = "auto", seed: int = 0, precision: str = "auto") -> 
     return Run(device, rank, world, precision, scaler)
 
 
-def autocast(run: Run):
+def autocast(run: Run) -> AbstractContextManager:
     """The run's arithmetic for the forward pass: bf16 or fp16 autocast, or plain fp32."""
     if run.precision == "fp32":
         return nullcontext()
-    return torch.autocast(run.device.type, dtype=torch.bfloat16 if run.precision == "bf16" else torch.float16)
+    return torch.autocast(run.device.type,
+                          dtype=torch.bfloat16 if run.precision == "bf16" else torch.float16)
 
 
 def all_reduce_sum(values: list, device: torch.device) -> list:
@@ -186,24 +200,29 @@ def all_reduce_sum(values: list, device: torch.device) -> list:
 
 def training_loaders(lists: tuple, size: int, frames: int, batch_size: int, workers: int, seed: int,
                      run: Run) -> tuple:
-    """(train_loader, test_loader) of split_lists' output: one random augmented clip (frames 1: frame)
-    of every training video per epoch, one fixed clip per test video for the clip-level check.
-    --batch-size is the batch of an optimizer step over all processes: each takes its share."""
+    """(train_loader, test_loader) of split_lists' output: one random augmented clip (frames 1:
+    frame) of every training video per epoch, one fixed clip per test video for the clip-level
+    check. --batch-size is the batch of an optimizer step over all processes: each takes its
+    share."""
     _, (train_paths, train_labels), _, test = lists
-    train = hf.ClipDataset(train_paths, train_labels, augment=True, size=size, frames=frames, seed=seed)
+    train = hf.ClipDataset(train_paths, train_labels, augment=True, size=size, frames=frames,
+                           seed=seed)
     test = hf.ClipDataset(*test, augment=False, size=size, frames=frames, seed=seed)
     return tuple(hf.make_loader(ds, batch_size, shuffle, workers, seed, run.world, run.rank)
                  for ds, shuffle in ((train, True), (test, False)))
 
 
-def interruptible(main):
-    """Run main(args); on Ctrl-C/SIGTERM say what was kept and how to resume instead of a traceback."""
+def interruptible(main: Callable[[argparse.Namespace], object]
+                  ) -> Callable[[argparse.Namespace], object]:
+    """Run main(args); on Ctrl-C/SIGTERM say what was kept and how to resume instead of a
+    traceback."""
     def run(args):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             return main(args)
         except KeyboardInterrupt:
-            raise SystemExit(f"\ninterrupted: the last completed epoch is in {args.out}/checkpoint.pt; "
+            raise SystemExit(f"\ninterrupted: the last completed epoch is in "
+                             f"{args.out}/checkpoint.pt; "
                              f"run the same command with --resume to continue") from None
         finally:
             if dist.is_available() and dist.is_initialized():
@@ -238,7 +257,8 @@ class FineTune(nn.Module):
     forward: uint8 (B, H, W, 3) or (B, T, H, W, 3) -> logits (B, num_classes).
     """
 
-    def __init__(self, model: nn.Module, train_from: str, mean: tuple, std: tuple, frozen_bn: str = "eval"):
+    def __init__(self, model: nn.Module, train_from: str, mean: tuple, std: tuple,
+                 frozen_bn: str = "eval") -> None:
         super().__init__()
         self.model, self.frozen_bn = model, frozen_bn
         named = blocks(model)
@@ -255,14 +275,15 @@ class FineTune(nn.Module):
         for p in model.parameters():
             p.requires_grad_(False)
         # plain lists, not submodules: the weights stay registered once, under self.model
-        self.frozen, self.trained = [m for _, m in named[:n_frozen]], [m for _, m in named[n_frozen:]]
+        self.frozen, self.trained = ([m for _, m in named[:n_frozen]],
+                                     [m for _, m in named[n_frozen:]])
         for m in self.trained + [model.fc]:
             m.requires_grad_(True)
-        # buffers move with .to(device) but stay out of the state_dict: checkpoints hold the ResNet alone
+        # buffers: moved by .to(device), kept out of the state_dict (checkpoints: the ResNet alone)
         self.register_buffer("mean", torch.tensor(mean), persistent=False)
         self.register_buffer("std", torch.tensor(std), persistent=False)
 
-    def train(self, mode: bool = True):
+    def train(self, mode: bool = True) -> "FineTune":
         super().train(mode)
         if self.frozen_bn == "eval":
             for m in self.frozen:
@@ -280,8 +301,8 @@ class FineTune(nn.Module):
 
 
 def place(net: FineTune, run: Run) -> tuple:
-    """Move the model to the device (channels-last on GPU: faster on tensor cores) and wrap it in DDP
-    when distributed. Returns (the model to call, its trainable parameters)."""
+    """Move the model to the device (channels-last on GPU: faster on tensor cores) and wrap it in
+    DDP when distributed. Returns (the model to call, its trainable parameters)."""
     net = net.to(run.device)
     if run.device.type == "cuda":
         video = any(p.dim() == 5 for p in net.parameters())
@@ -320,34 +341,39 @@ IDENTITY_FLAGS = {
 }
 
 
-def run_identity(args, kind: str, lists: tuple, pretrained_sha256: str, run: Run, **model: object) -> dict:
-    """The run identity of a training run (IDENTITY_FLAGS' keys): its flags, the digests of its class
-    and train lists (their entries, whatever the data root's path or line endings) and of the
-    pretrained weights; `model`: the architecture's own settings (layer4_blocks, widen_factor, ...)."""
+def run_identity(args: argparse.Namespace, kind: str, lists: tuple, pretrained_sha256: str,
+                 run: Run, **model: object) -> dict:
+    """The run identity of a training run (IDENTITY_FLAGS' keys): its flags, the digests of its
+    class and train lists (their entries, whatever the data root's path or line endings) and of the
+    pretrained weights; `model`: the architecture's own settings (layer4_blocks, widen_factor,
+    ...)."""
     class_list, (train_paths, train_labels), _, _ = lists
     entries = [f"{os.path.basename(os.path.dirname(p))}/{os.path.basename(p)} {y}"
                for p, y in zip(train_paths, train_labels)]
-    identity = {"kind": kind, "arch": args.arch, "classes_sha256": utils.text_sha256(*map(str, class_list)),
+    identity = {"kind": kind, "arch": args.arch,
+                "classes_sha256": utils.text_sha256(*map(str, class_list)),
                 "train_list_sha256": utils.text_sha256(*entries), "split": args.split,
-                "val_groups": args.val_groups, "train_from": args.train_from, "frozen_bn": args.frozen_bn,
-                "size": args.size,
+                "val_groups": args.val_groups, "train_from": args.train_from,
+                "frozen_bn": args.frozen_bn, "size": args.size,
                 "frames": model.pop("frames", 1), "lr": args.lr, "batch_size": args.batch_size,
-                "seed": args.seed, "pretrained_sha256": pretrained_sha256, "precision": run.precision}
+                "seed": args.seed, "pretrained_sha256": pretrained_sha256,
+                "precision": run.precision}
     return {**identity, **model}
 
 
 def read_weights(path: str, flag: str, what: str) -> object:
-    """torch.load (weights_only=True) of a pretrained weights file, or stop with one line naming the flag
-    when it is missing, empty, partial or corrupt (`what`: the weights to download again)."""
+    """torch.load (weights_only=True) of a pretrained weights file, or stop with one line naming the
+    flag when it is missing, empty, partial or corrupt (`what`: the weights to download again)."""
     if not os.path.isfile(path):
         raise SystemExit(f"{flag} {path}: file not found (expected {what})")
     if os.path.getsize(path) == 0:
-        raise SystemExit(f"{flag} {path} is empty (0 bytes), a failed download? Download {what} again")
+        raise SystemExit(f"{flag} {path} is empty (0 bytes), a failed download? "
+                         f"Download {what} again")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
-        raise SystemExit(f"{flag} {path} is partial, corrupt or not a weights file ({utils.first_line(e)}): "
-                         f"download {what} again") from None
+        raise SystemExit(f"{flag} {path} is partial, corrupt or not a weights file "
+                         f"({utils.first_line(e)}): download {what} again") from None
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -357,23 +383,26 @@ def save_checkpoint(path: str, state: dict) -> None:
 
 
 def load_checkpoint(path: str, kind: str | None = None) -> dict:
-    """Load a checkpoint of this repo's training scripts with weights_only=True and check its weights
-    against the digest it records. ValueError / FileNotFoundError naming the file when it is missing,
-    partial or corrupt, or holds the other model `kind` ("single_frame", "3d")."""
+    """Load a checkpoint of this repo's training scripts with weights_only=True and check its
+    weights against the digest it records. ValueError / FileNotFoundError naming the file when it is
+    missing, partial or corrupt, or holds the other model `kind` ("single_frame", "3d")."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # save_checkpoint writes zip files: a pickle is someone else's
-        raise ValueError(f"{path} is corrupt or was not written by this repo's training scripts: it holds "
-                         f"more than tensors and plain values ({utils.first_line(e)})") from e
+    except pickle.UnpicklingError as e:
+        # save_checkpoint writes zip files: a pickle is someone else's
+        raise ValueError(f"{path} is corrupt or was not written by this repo's training scripts: "
+                         f"it holds more than tensors and plain values "
+                         f"({utils.first_line(e)})") from e
     except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path} is partial or corrupt and cannot be loaded ({utils.first_line(e)}); "
-                         f"delete it or use another checkpoint") from e
+        raise ValueError(f"{path} is partial or corrupt and cannot be loaded "
+                         f"({utils.first_line(e)}); delete it or use another checkpoint") from e
     if not isinstance(ckpt, dict) or not {"model", "identity", "weights_sha256"} <= set(ckpt):
         raise ValueError(f"{path} is not a checkpoint written by this repo's training scripts")
     if kind and ckpt["kind"] != kind:
-        script = "train_3d.py / test_3d.py" if ckpt["kind"] == "3d" else "train_single_frame.py / test_single_frame.py"
+        script = ("train_3d.py / test_3d.py" if ckpt["kind"] == "3d"
+                  else "train_single_frame.py / test_single_frame.py")
         raise ValueError(f"{path} holds a {ckpt['kind']} model ({ckpt['arch']}), not a {kind} one; "
                          f"use it with {script}")
     if utils.tensors_sha256(ckpt["model"]) != ckpt["weights_sha256"]:
@@ -387,12 +416,12 @@ def describe_run(ckpt: dict) -> str:
     return f"a {ckpt['kind']} {ckpt['arch']} run (epoch {ckpt['epoch']})"
 
 
-def start(out: str, identity: dict, net: FineTune, optimizer, run: Run, resume: bool, overwrite: bool,
-          epochs: int) -> int:
-    """Where this run starts: 0 for a new run, or the epochs a checkpoint in `out` holds after loading
-    its weights, optimizer and scaler state into `net` (the FineTune model, not its DDP wrapper).
-    Nothing in `out` is replaced unless asked: without --resume or --overwrite a checkpoint there stops
-    the run, and --resume continues only a run with the same identity."""
+def start(out: str, identity: dict, net: FineTune, optimizer: torch.optim.Optimizer, run: Run,
+          resume: bool, overwrite: bool, epochs: int) -> int:
+    """Where this run starts: 0 for a new run, or the epochs a checkpoint in `out` holds after
+    loading its weights, optimizer and scaler state into `net` (the FineTune model, not its DDP
+    wrapper). Nothing in `out` is replaced unless asked: without --resume or --overwrite a
+    checkpoint there stops the run, and --resume continues only a run with the same identity."""
     path = os.path.join(out, "checkpoint.pt")
     if not os.path.exists(path) or overwrite:
         if resume and run.rank == 0:
@@ -403,20 +432,23 @@ def start(out: str, identity: dict, net: FineTune, optimizer, run: Run, resume: 
     try:
         ckpt = load_checkpoint(path, identity["kind"])
     except ValueError as e:  # a message, not a traceback; the file stays for the user to look at
-        raise SystemExit(f"{out}: {e}. To start over instead, add --overwrite or use another --out") from None
+        raise SystemExit(f"{out}: {e}. To start over instead, add --overwrite or use another "
+                         f"--out") from None
     if not resume:
-        raise SystemExit(f"--out {out} already holds {describe_run(ckpt)}: add --resume to continue it, "
-                         f"--overwrite to replace it, or use another --out")
+        raise SystemExit(f"--out {out} already holds {describe_run(ckpt)}: add --resume to "
+                         f"continue it, --overwrite to replace it, or use another --out")
     saved = ckpt["identity"]
     changed = utils.differences(saved, identity)
     if changed:
         what = "; ".join(f"{IDENTITY_FLAGS.get(k, k)} was {utils.shown(saved.get(k))}, "
                          f"now {utils.shown(identity.get(k))}" for k in changed)
-        raise SystemExit(f"--resume: {path} holds {describe_run(ckpt)} made otherwise: {what}. Use its "
-                         f"settings to continue it, or --overwrite / another --out to start over")
+        raise SystemExit(f"--resume: {path} holds {describe_run(ckpt)} made otherwise: {what}. "
+                         f"Use its settings to continue it, or --overwrite / another --out to "
+                         f"start over")
     if ckpt["epoch"] > epochs:
-        raise SystemExit(f"--resume: {path} has already trained {ckpt['epoch']} epochs, more than --epochs "
-                         f"{epochs}: pass --epochs {ckpt['epoch']} or more, or use another --out")
+        raise SystemExit(f"--resume: {path} has already trained {ckpt['epoch']} epochs, more than "
+                         f"--epochs {epochs}: pass --epochs {ckpt['epoch']} or more, or use "
+                         f"another --out")
     net.model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if run.scaler is not None and ckpt.get("scaler"):
@@ -426,15 +458,18 @@ def start(out: str, identity: dict, net: FineTune, optimizer, run: Run, resume: 
     return ckpt["epoch"]
 
 
-def save_epoch(out: str, record: dict, net: FineTune, optimizer, run: Run, row: dict, args) -> None:
+def save_epoch(out: str, record: dict, net: FineTune, optimizer: torch.optim.Optimizer, run: Run,
+               row: dict, args: argparse.Namespace) -> None:
     """After an epoch (on rank 0): its row appended to log.csv and args.json written, then the
     checkpoint (`record`: the model's description and identity), in that order, so that a kill
-    between the two leaves a log row that a resume drops and redoes, never a checkpoint without it."""
+    between the two leaves a log row that a resume drops and redoes, never a checkpoint without
+    it."""
     write_log(out, args, read_log(out, row["epoch"] - 1) + [row])
     state = net.model.state_dict()
     save_checkpoint(os.path.join(out, "checkpoint.pt"), {
         **record, "model": state, "weights_sha256": utils.tensors_sha256(state),
-        "optimizer": optimizer.state_dict(), "scaler": run.scaler.state_dict() if run.scaler else None,
+        "optimizer": optimizer.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler else None,
         "epoch": row["epoch"], "processes": run.world, "args": vars(args)})
 
 
@@ -445,16 +480,19 @@ def kept(path: str, epoch: int) -> str:
 
 
 @contextmanager
-def out_of_memory_message(batch_size: int, checkpoint: str, epoch: int, more: str = ""):
-    """A CUDA out-of-memory error in training as one line saying what to change and what is kept."""
+def out_of_memory_message(batch_size: int, checkpoint: str, epoch: int,
+                          more: str = "") -> Iterator[None]:
+    """A CUDA out-of-memory error in training as one line saying what to change and what is
+    kept."""
     try:
         yield
     except torch.cuda.OutOfMemoryError:
-        raise SystemExit(f"CUDA out of memory at batch size {batch_size}: try a smaller --batch-size or a "
-                         f"later --train-from (trains fewer blocks){more}; {kept(checkpoint, epoch)}") from None
+        raise SystemExit(f"CUDA out of memory at batch size {batch_size}: try a smaller "
+                         f"--batch-size or a later --train-from (trains fewer blocks){more}; "
+                         f"{kept(checkpoint, epoch)}") from None
 
 
-def write_log(out: str, args, history: list) -> None:
+def write_log(out: str, args: argparse.Namespace, history: list) -> None:
     """args.json (the run's flags) and log.csv (one row per epoch)."""
     with utils.atomic_write(os.path.join(out, "args.json")) as tmp, open(tmp, "w") as f:
         json.dump(vars(args), f, indent=2)
@@ -471,7 +509,8 @@ def read_log(out: str, epochs: int) -> list:
     if not epochs or not os.path.isfile(path):
         return []
     with open(path, newline="") as f:
-        rows = [{k: (float(v) if k != "epoch" else int(v)) if v not in ("", "n/a") else v for k, v in r.items()}
+        rows = [{k: (float(v) if k != "epoch" else int(v)) if v not in ("", "n/a") else v
+                 for k, v in r.items()}
                 for r in csv.DictReader(f)]
     return [r for r in rows if r["epoch"] <= epochs]
 
@@ -481,7 +520,7 @@ def read_log(out: str, epochs: int) -> list:
 class FailureLog:
     """Log each unreadable video once (with its file name) and count failures per epoch."""
 
-    def __init__(self, rank: int = 0):
+    def __init__(self, rank: int = 0) -> None:
         self.seen, self.count, self.rank = set(), 0, rank
 
     def add(self, failed: list) -> None:
@@ -510,8 +549,9 @@ class Sums:
     """Loss and accuracy summed on the device over an epoch (read every POSTFIX_EVERY steps: reading
     them each step would make the CPU wait for the GPU instead of preparing the next batch)."""
 
-    def __init__(self, device: torch.device):
-        self.loss, self.correct, self.n = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    def __init__(self, device: torch.device) -> None:
+        self.loss, self.correct, self.n = (torch.zeros((), device=device),
+                                           torch.zeros((), device=device), 0)
 
     def add(self, loss_sum: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.loss += loss_sum.detach()
@@ -524,21 +564,23 @@ class Sums:
 
     def result(self, device: torch.device, dropped: int = 0) -> dict:
         """{"loss", "acc", "n", "dropped"} over all processes; loss and acc None when n is 0."""
-        loss, correct, n, dropped = all_reduce_sum([self.loss.item(), self.correct.item(), self.n, dropped], device)
+        loss, correct, n, dropped = all_reduce_sum(
+            [self.loss.item(), self.correct.item(), self.n, dropped], device)
         return {"loss": loss / n if n else None, "acc": correct / n if n else None, "n": int(n),
                 "dropped": int(dropped)}
 
 
-def train_one_epoch(model: nn.Module, optimizer, batches, run: Run, failures: FailureLog,
-                    desc: str = "train") -> dict:
-    """Train on every batch of `batches` (uint8 videos; the model normalises them). The loss of a step
-    is the mean over the step's whole batch, over all processes alike (DDP averages the processes'
-    gradients, so each one's summed loss is scaled by world / batch). A batch of fewer than
-    MIN_TRAIN_BATCH readable videos on any process (the last one, or one thinned by unreadable videos)
-    is merged into the next; one left at the end is dropped. Returns {"loss", "acc", "n", "dropped"}
-    summed over all processes."""
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[dict],
+                    run: Run, failures: FailureLog, desc: str = "train") -> dict:
+    """Train on every batch of `batches` (uint8 videos; the model normalises them). The loss of a
+    step is the mean over the step's whole batch, over all processes alike (DDP averages the
+    processes' gradients, so each one's summed loss is scaled by world / batch). A batch of fewer
+    than MIN_TRAIN_BATCH readable videos on any process (the last one, or one thinned by unreadable
+    videos) is merged into the next; one left at the end is dropped. Returns {"loss", "acc", "n",
+    "dropped"} summed over all processes."""
     model.train()
-    sums, carry = Sums(run.device), None  # carry: a batch too small to step on alone, for the next one
+    # carry: a batch too small to step on alone, for the next one
+    sums, carry = Sums(run.device), None
     bar = tqdm(batches, desc=desc, leave=False, disable=run.rank != 0, dynamic_ncols=True)
     for step, batch in enumerate(bar):
         failures.add(batch["failed"])
@@ -568,7 +610,8 @@ def train_one_epoch(model: nn.Module, optimizer, batches, run: Run, failures: Fa
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, run: Run, failures: FailureLog, desc: str = "test") -> dict:
+def evaluate(model: nn.Module, batches: Iterable[dict], run: Run, failures: FailureLog,
+             desc: str = "test") -> dict:
     """Clip-level loss and accuracy over `batches` (one clip or frame per video), in eval mode.
     Returns {"loss", "acc", "n", "dropped"} over all processes (loss and acc None when no video
     could be read)."""
@@ -585,29 +628,34 @@ def evaluate(model: nn.Module, batches, run: Run, failures: FailureLog, desc: st
     return sums.result(run.device)
 
 
-def epoch_row(epoch: int, tr: dict, te: dict, failures: FailureLog, run: Run, seconds: float) -> dict:
+def epoch_row(epoch: int, tr: dict, te: dict, failures: FailureLog, run: Run,
+              seconds: float) -> dict:
     """One epoch's line of log.csv (failures summed over all processes; n/a: no test video read)."""
     num = lambda x: "n/a" if x is None else round(x, 5)
     return {"epoch": epoch + 1, "train_loss": num(tr["loss"]), "train_acc": num(tr["acc"]),
             "test_clip_loss": num(te["loss"]), "test_clip_acc": num(te["acc"]),
-            "failed_videos": int(all_reduce_sum([failures.count], run.device)[0]), "seconds": round(seconds, 1)}
+            "failed_videos": int(all_reduce_sum([failures.count], run.device)[0]),
+            "seconds": round(seconds, 1)}
 
 
 def check_trained(tr: dict, n_videos: int, split: int, data_root: str) -> None:
-    """Stop when no training video of the epoch could be read: checkpointing a model that saw no data
-    would only hide the problem."""
+    """Stop when no training video of the epoch could be read: checkpointing a model that saw no
+    data would only hide the problem."""
     if tr["n"] == 0:
-        raise SystemExit(f"none of the {n_videos} training videos of split {split} could be read (each is "
-                         f"named above with the reason): check --data-root {data_root}, or convert the "
-                         f"videos again with python -m tools.prepare_data")
+        raise SystemExit(f"none of the {n_videos} training videos of split {split} could be read "
+                         f"(each is named above with the reason): check --data-root {data_root}, "
+                         f"or convert the videos again with python -m tools.prepare_data")
 
 
 def print_epoch(row: dict, epochs: int, dropped: int, sample: str) -> None:
-    """The epoch's summary line; `sample`: what the clip-level test scores of each video ("frame", "clip")."""
+    """The epoch's summary line; `sample`: what the clip-level test scores of each video ("frame",
+    "clip")."""
     f = lambda x: x if x == "n/a" else f"{x:.4f}"
     test = ("n/a (no test video could be read)" if row["test_clip_acc"] == "n/a" else
             f"loss {f(row['test_clip_loss'])} acc {f(row['test_clip_acc'])}")
-    print(f"epoch {row['epoch']}/{epochs}  train loss {f(row['train_loss'])} acc {f(row['train_acc'])}  "
+    print(f"epoch {row['epoch']}/{epochs}  train loss {f(row['train_loss'])} "
+          f"acc {f(row['train_acc'])}  "
           f"test (clip-level: one {sample} per video) {test}  skipped {row['failed_videos']}  "
-          f"{row['seconds']}s" + (f"  ({dropped} left over in a last batch too small to train on)" if dropped
-                                  else ""), flush=True)
+          f"{row['seconds']}s"
+          + (f"  ({dropped} left over in a last batch too small to train on)" if dropped else ""),
+          flush=True)

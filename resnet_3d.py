@@ -15,6 +15,7 @@ layer's channels for small models trained from scratch (the Kinetics weights nee
 import os
 import pickle
 import zipfile
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -25,7 +26,7 @@ __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet10", "resnet18", "resnet
            "get_fine_tuning_parameters"]
 
 
-def conv3x3x3(in_planes, out_planes, stride=1):
+def conv3x3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv3d:
     """3x3x3 convolution with padding 1, no bias (a BatchNorm follows)."""
     return nn.Conv3d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
 
@@ -34,11 +35,11 @@ class ZeroPadShortcut(nn.Module):
     """Shortcut type A: subsample by `stride` and zero-pad channels up to `planes`. No parameters,
     so it adds nothing to the state_dict (as Hara's functools.partial did)."""
 
-    def __init__(self, planes, stride):
+    def __init__(self, planes: int, stride: int) -> None:
         super().__init__()
         self.planes, self.stride = planes, stride
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.avg_pool3d(x, kernel_size=1, stride=self.stride)
         # F.pad pads from the last dim backwards: (W, W, H, H, T, T, C_before, C_after)
         return F.pad(out, (0, 0, 0, 0, 0, 0, 0, self.planes - out.size(1)))
@@ -47,7 +48,8 @@ class ZeroPadShortcut(nn.Module):
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None) -> None:
         super().__init__()
         self.conv1 = conv3x3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm3d(planes)
@@ -57,7 +59,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -67,7 +69,8 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None) -> None:
         super().__init__()
         self.conv1 = nn.Conv3d(inplanes, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
@@ -79,7 +82,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -98,17 +101,21 @@ class ResNet(nn.Module):
     layer4 blocks forward runs; skipped blocks stay in the state_dict so checkpoints load strictly.
     `widen_factor` multiplies the channels of conv1 and every layer (`BLOCK_WIDTHS`)."""
 
-    def __init__(self, block, layers, sample_size=None, sample_duration=None, shortcut_type="B",
-                 num_classes=400, layer4_blocks=None, widen_factor=1.0):
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: Sequence[int],
+                 sample_size: int | None = None, sample_duration: int | None = None,
+                 shortcut_type: str = "B", num_classes: int = 400,
+                 layer4_blocks: int | None = None, widen_factor: float = 1.0) -> None:
         super().__init__()
         widths = [int(w * widen_factor) for w in BLOCK_WIDTHS]
         if shortcut_type not in ("A", "B"):
             raise ValueError(f"shortcut_type must be 'A' or 'B', got {shortcut_type!r}")
         if layer4_blocks is not None and not 1 <= layer4_blocks <= layers[3]:
-            raise ValueError(f"layer4_blocks must be None or in 1..{layers[3]}, got {layer4_blocks}")
+            raise ValueError(f"layer4_blocks must be None or in 1..{layers[3]}, "
+                             f"got {layer4_blocks}")
         self.layer4_blocks, self.shortcut_type = layer4_blocks, shortcut_type
         self.inplanes = widths[0]
-        self.conv1 = nn.Conv3d(3, widths[0], kernel_size=7, stride=(1, 2, 2), padding=(3, 3, 3), bias=False)
+        self.conv1 = nn.Conv3d(3, widths[0], kernel_size=7, stride=(1, 2, 2), padding=(3, 3, 3),
+                               bias=False)
         self.bn1 = nn.BatchNorm3d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool3d(kernel_size=(3, 3, 3), stride=2, padding=1)
@@ -140,20 +147,21 @@ class ResNet(nn.Module):
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def features(self, x):
-        """`(B, 3, T, H, W)` -> pooled features `(B, 512 * widen_factor * expansion)` (2048 for resnet50)."""
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """`(B, 3, T, H, W)` -> pooled features `(B, 512 * widen_factor * expansion)` (2048 for
+        resnet50)."""
         h = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         h = self.layer3(self.layer2(self.layer1(h)))
         for block in list(self.layer4)[:self.layer4_blocks]:
             h = block(h)  # after layer4: (B, C, ceil(T/16), ceil(H/32), ceil(W/32))
         return self.avgpool(h).flatten(1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`(B, 3, T, H, W)` -> logits `(B, num_classes)`; the whole clip gives one prediction."""
         return self.fc(self.features(x))
 
 
-def get_fine_tuning_parameters(model, ft_begin_index):
+def get_fine_tuning_parameters(model: nn.Module, ft_begin_index: int) -> list[dict]:
     """Optimizer parameter groups: layer{ft_begin_index}..layer4 and fc train at the optimizer's lr,
     everything else gets lr 0 (ft_begin_index 0: everything trains, 5: only fc). The assignment's
     version had a for/else bug that put every parameter in the lr-0 group as well."""
@@ -174,7 +182,8 @@ ARCHS = {  # name -> (block, blocks per layer), as in Hara's models/resnet.py
 }
 
 
-def build(arch="resnet50", num_classes=400, layer4_blocks=None, **kwargs):
+def build(arch: str = "resnet50", num_classes: int = 400, layer4_blocks: int | None = None,
+          **kwargs: object) -> ResNet:
     """ResNet for an `ARCHS` name, e.g. build("resnet50", 101, layer4_blocks=1)."""
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; valid: {', '.join(ARCHS)}")
@@ -182,31 +191,31 @@ def build(arch="resnet50", num_classes=400, layer4_blocks=None, **kwargs):
     return ResNet(block, layers, num_classes=num_classes, layer4_blocks=layer4_blocks, **kwargs)
 
 
-def resnet10(**kwargs):
+def resnet10(**kwargs: object) -> ResNet:
     return build("resnet10", **kwargs)
 
 
-def resnet18(**kwargs):
+def resnet18(**kwargs: object) -> ResNet:
     return build("resnet18", **kwargs)
 
 
-def resnet34(**kwargs):
+def resnet34(**kwargs: object) -> ResNet:
     return build("resnet34", **kwargs)
 
 
-def resnet50(**kwargs):
+def resnet50(**kwargs: object) -> ResNet:
     return build("resnet50", **kwargs)
 
 
-def resnet101(**kwargs):
+def resnet101(**kwargs: object) -> ResNet:
     return build("resnet101", **kwargs)
 
 
-def resnet152(**kwargs):
+def resnet152(**kwargs: object) -> ResNet:
     return build("resnet152", **kwargs)
 
 
-def resnet200(**kwargs):
+def resnet200(**kwargs: object) -> ResNet:
     return build("resnet200", **kwargs)
 
 
@@ -222,14 +231,14 @@ def _guess_arch(state_dict):
     return None
 
 
-def load_kinetics(path: str, arch: str = "resnet50", num_classes: int = 101, layer4_blocks: int | None = None,
-                  shortcut_type: str | None = None) -> ResNet:
-    """Build `arch` with 400 classes, load a Kinetics checkpoint strictly, then replace fc with a fresh
-    `nn.Linear(fc.in_features, num_classes)` (kept as is when num_classes == 400).
+def load_kinetics(path: str, arch: str = "resnet50", num_classes: int = 101,
+                  layer4_blocks: int | None = None, shortcut_type: str | None = None) -> ResNet:
+    """Build `arch` with 400 classes, load a Kinetics checkpoint strictly, then replace fc with a
+    fresh `nn.Linear(fc.in_features, num_classes)` (kept as is when num_classes == 400).
 
-    `path` holds Hara's format (`{"state_dict": {"module.conv1.weight": ...}, "arch": ..., ...}`) or a
-    plain state_dict, with or without the DataParallel `module.` prefix. The shortcut type is read off
-    the weights when not given (Hara's resnet18 and resnet34 use A, the others B). Raises
+    `path` holds Hara's format (`{"state_dict": {"module.conv1.weight": ...}, "arch": ..., ...}`)
+    or a plain state_dict, with or without the DataParallel `module.` prefix. The shortcut type is
+    read off the weights when not given (Hara's resnet18 and resnet34 use A, the others B). Raises
     FileNotFoundError if `path` is missing and ValueError if it is empty, partial or corrupt, or its
     weights don't fit `arch` (naming keys and a likely arch)."""
     if not os.path.isfile(path):
@@ -242,17 +251,18 @@ def load_kinetics(path: str, arch: str = "resnet50", num_classes: int = 101, lay
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             # Hara's 2017 files were pickled by torch 0.3 and can hold objects the weights-only
-            # unpickler refuses (e.g. in the optimizer state); a full unpickle can run code, so it is
-            # only a fallback for a file the user chose to trust as pretrained weights.
+            # unpickler refuses (e.g. in the optimizer state); a full unpickle can run code, so it
+            # is only a fallback for a file the user chose to trust as pretrained weights.
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise ValueError(f"{path} is partial or corrupt: download it again (Hara et al.'s "
                          f"{os.path.basename(path)}) ({first})") from e
     if isinstance(ckpt, dict) and {"kind", "identity", "model"} <= set(ckpt):
-        raise ValueError(f"{path} is a checkpoint of this repo's training scripts (a {ckpt['kind']} "
-                         f"{ckpt.get('arch')} model), not Hara et al.'s Kinetics weights: to continue it, "
-                         f"pass its folder as --out with --resume")
+        raise ValueError(f"{path} is a checkpoint of this repo's training scripts "
+                         f"(a {ckpt['kind']} {ckpt.get('arch')} model), not Hara et al.'s "
+                         f"Kinetics weights: to continue it, pass its folder as --out with "
+                         f"--resume")
     state_dict = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state_dict, dict) or not all(torch.is_tensor(v) for v in state_dict.values()):
         raise ValueError(f"{path}: expected a state_dict or a dict with key 'state_dict'")
@@ -260,22 +270,24 @@ def load_kinetics(path: str, arch: str = "resnet50", num_classes: int = 101, lay
         state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
     conv1 = state_dict.get("conv1.weight")
     if conv1 is not None and conv1.dim() == 4:
-        raise ValueError(f"{path} holds 2D convolutions (an image model such as an ImageNet ResNet or a "
-                         f"single-frame checkpoint), not a 3D ResNet: use it with train_single_frame.py")
+        raise ValueError(f"{path} holds 2D convolutions (an image model such as an ImageNet "
+                         f"ResNet or a single-frame checkpoint), not a 3D ResNet: use it with "
+                         f"train_single_frame.py")
     guess = _guess_arch(state_dict)
     if shortcut_type is None:
         shortcut_type = guess[1] if guess else "B"
 
     model = build(arch, num_classes=400, layer4_blocks=layer4_blocks, shortcut_type=shortcut_type)
     expected = model.state_dict()
-    # torch < 0.4 files have no BatchNorm num_batches_tracked buffers; BatchNorm fills them in itself.
+    # torch < 0.4 files lack BatchNorm's num_batches_tracked buffers; BatchNorm fills them in.
     missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in state_dict.items()
-                  if k in expected and v.shape != expected[k].shape]
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+                  for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
     if missing or unexpected or mismatched:
         hint = ("; no known 3D ResNet matches its keys" if guess is None
-                else "; its layers match, so not a Kinetics-400 checkpoint" if guess == (arch, shortcut_type)
+                else "; its layers match, so not a Kinetics-400 checkpoint"
+                if guess == (arch, shortcut_type)
                 else f"; it looks like --arch {guess[0]}")
         raise ValueError(
             f"{path} does not fit {arch} (shortcut {shortcut_type}): missing {missing[:3]} "

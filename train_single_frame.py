@@ -8,6 +8,7 @@ batch 100, 10 epochs, 224x224 frames with random crop/flip/brightness. Expected 
 split 1: ~100% train accuracy and 73-75% on single test frames (77-79% on whole videos with
 test_single_frame.py). Writes <out>/checkpoint.pt after every epoch, args.json and log.csv.
 """
+import argparse
 import os
 import time
 
@@ -18,21 +19,24 @@ import engine
 import utils
 
 
-def parse_args(argv=None):
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = utils.ArgumentParser(description=__doc__)
     p.add_argument("--pretrained", "--weights", dest="pretrained", default="imagenet",
-                   help="initial weights: imagenet (torchvision's IMAGENET1K_V1, downloaded), the path of a "
-                        "torchvision ResNet .pth, or none (random)")
-    p.add_argument("--arch", default="resnet50", choices=list(engine.ARCHS_2D), help="torchvision ResNet")
+                   help="initial weights: imagenet (torchvision's IMAGENET1K_V1, downloaded), the "
+                        "path of a torchvision ResNet .pth, or none (random)")
+    p.add_argument("--arch", default="resnet50", choices=list(engine.ARCHS_2D),
+                   help="torchvision ResNet")
     engine.add_training_flags(p, batch_size=100, train_from="layer4.2", out="runs/single_frame")
     args = p.parse_args(argv)
     engine.check_train_from(p, args.train_from, args.arch, engine.ARCHS_2D[args.arch])
     return args
 
 
-def is_3d_state(state) -> bool:
-    """Whether a state_dict holds 3D convolutions (5-D weights), e.g. Hara's `module.conv1.weight`."""
-    return isinstance(state, dict) and any(torch.is_tensor(v) and v.dim() == 5 for v in state.values())
+def is_3d_state(state: object) -> bool:
+    """Whether a state_dict holds 3D convolutions (5-D weights), e.g. Hara's
+    `module.conv1.weight`."""
+    return isinstance(state, dict) and any(torch.is_tensor(v) and v.dim() == 5
+                                           for v in state.values())
 
 
 def pretrained_resnet(arch: str, pretrained: str, num_classes: int) -> tuple:
@@ -43,19 +47,23 @@ def pretrained_resnet(arch: str, pretrained: str, num_classes: int) -> tuple:
         try:  # IMAGENET1K_V1: the weights behind the assignment's `pretrained=True`
             model = getattr(torchvision.models, arch)(weights="IMAGENET1K_V1")
         except OSError as e:  # urllib's URLError is an OSError
-            raise SystemExit(f"could not download the ImageNet weights of {arch} ({utils.first_line(e)}). "
-                             f"Offline? Copy them from a machine online and pass --pretrained "
-                             f"/path/to/{arch}.pth, or train from scratch with --pretrained none") from None
+            raise SystemExit(f"could not download the ImageNet weights of {arch} "
+                             f"({utils.first_line(e)}). Offline? Copy them from a machine online "
+                             f"and pass --pretrained /path/to/{arch}.pth, or train from scratch "
+                             f"with --pretrained none") from None
     elif pretrained != "none":
-        state = engine.read_weights(pretrained, "--pretrained", f"torchvision's {arch} ImageNet weights")
+        state = engine.read_weights(pretrained, "--pretrained",
+                                    f"torchvision's {arch} ImageNet weights")
         if isinstance(state, dict) and {"kind", "model", "identity"} <= set(state):
-            raise SystemExit(f"--pretrained {pretrained} is a checkpoint of this repo's training scripts "
-                             f"({engine.describe_run(state)}); to continue it, pass its folder as --out with "
-                             f"--resume. --pretrained takes torchvision's ImageNet weights")
+            raise SystemExit(f"--pretrained {pretrained} is a checkpoint of this repo's training "
+                             f"scripts ({engine.describe_run(state)}); to continue it, pass its "
+                             f"folder as --out with --resume. --pretrained takes torchvision's "
+                             f"ImageNet weights")
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         if is_3d_state(state):
-            raise SystemExit(f"--pretrained {pretrained} is a 3D (video) checkpoint, such as Hara et al.'s "
-                             f"Kinetics ResNet: use it with train_3d.py --pretrained {pretrained}")
+            raise SystemExit(f"--pretrained {pretrained} is a 3D (video) checkpoint, such as Hara "
+                             f"et al.'s Kinetics ResNet: use it with train_3d.py --pretrained "
+                             f"{pretrained}")
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as e:
@@ -66,21 +74,23 @@ def pretrained_resnet(arch: str, pretrained: str, num_classes: int) -> tuple:
     return model, digest
 
 
-def main(args):
+def main(args: argparse.Namespace) -> None:
     run = engine.setup(args.device, args.seed, args.precision)
     utils.check_writable(args.out)
 
-    # data: one random frame of every training video per epoch; one fixed frame per test video for the
-    # clip-level check after each epoch (test_single_frame.py scores whole videos)
+    # data: one random frame of every training video per epoch; one fixed frame per test video for
+    # the clip-level check after each epoch (test_single_frame.py scores whole videos)
     lists = engine.split_lists(args.data_root, args.split, args.val_groups)
     class_list, (train_paths, _), val, test = lists
-    train_loader, test_loader = engine.training_loaders(lists, args.size, 1, args.batch_size, args.workers,
-                                                        args.seed, run)
+    train_loader, test_loader = engine.training_loaders(lists, args.size, 1, args.batch_size,
+                                                        args.workers, args.seed, run)
 
     # model: ImageNet ResNet, fc -> len(class_list); layers before --train-from frozen
     model, pretrained_sha256 = pretrained_resnet(args.arch, args.pretrained, len(class_list))
-    net = engine.FineTune(model, args.train_from, *engine.input_stats("single_frame"), args.frozen_bn)
-    model, params = engine.place(net, run)  # model: what to call (DDP under torchrun); net: inside it
+    net = engine.FineTune(model, args.train_from, *engine.input_stats("single_frame"),
+                          args.frozen_bn)
+    # model: what to call (DDP under torchrun); net: inside it
+    model, params = engine.place(net, run)
     optimizer = torch.optim.Adam(params, lr=args.lr)
     record = {"kind": "single_frame", "arch": args.arch, "num_classes": len(class_list),
               "class_list": [str(c) for c in class_list], "size": args.size, "frames": 1,
@@ -88,12 +98,13 @@ def main(args):
               "val_groups": args.val_groups,
               "precision": run.precision,
               "identity": engine.run_identity(args, "single_frame", lists, pretrained_sha256, run)}
-    start = engine.start(args.out, record["identity"], net, optimizer, run, args.resume, args.overwrite,
-                         args.epochs)
+    start = engine.start(args.out, record["identity"], net, optimizer, run, args.resume,
+                         args.overwrite, args.epochs)
     if run.rank == 0:
         print(f"single frame {args.arch}: {len(train_paths)} train / {len(test[0])} test videos "
               f"({len(val[0])} held out for validation), {len(class_list)} classes, "
-              f"{sum(p.numel() for p in params):,} trained parameters, {run.device}, {run.precision}"
+              f"{sum(p.numel() for p in params):,} trained parameters, {run.device}, "
+              f"{run.precision}"
               f"{f', {run.world} processes' if run.world > 1 else ''}", flush=True)
 
     ckpt_path = os.path.join(args.out, "checkpoint.pt")

@@ -3,7 +3,8 @@ digests of what is saved.
 
 Usage:
     p = utils.ArgumentParser(description=__doc__)
-    p.add_argument("--epochs", type=utils.positive_int, default=10, help="passes over the train list")
+    p.add_argument("--epochs", type=utils.positive_int, default=10,
+                   help="passes over the train list")
     with utils.atomic_write("out/metrics.json") as tmp, open(tmp, "w") as f: ...
     utils.tensors_sha256(model.state_dict())   # what a checkpoint's weights are, whatever its path
 """
@@ -13,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -33,18 +35,19 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with the defaults shown in --help and a usage error as one line (exit 2), not the usage
-    block: the line names the flag and what was wrong with it."""
+    """argparse with the defaults shown in --help and a usage error as one line (exit 2), not the
+    usage block: the line names the flag and what was wrong with it."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: object) -> None:
         super().__init__(formatter_class=HelpFormatter, **kwargs)
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _number(kind: type, check: Callable, what: str) -> Callable:
-    """An argparse type: `kind(text)` when it passes `check`, else an error saying `what` it must be."""
+    """An argparse type: `kind(text)` when it passes `check`, else an error saying `what` it must
+    be."""
     def parse(text: str):
         try:
             value = kind(text)
@@ -72,9 +75,10 @@ def int_between(low: int, high: int) -> Callable:
     return _number(int, lambda v: low <= v <= high, f"an integer from {low} to {high}")
 
 
-def run_cli(main: Callable, args: argparse.Namespace, script: str):
-    """main(args) as a command: a bad input file (ValueError, FileNotFoundError, whose messages name it)
-    or an unwritable output (OSError) ends with one line `<script>: <message>` and exit status 1."""
+def run_cli(main: Callable, args: argparse.Namespace, script: str) -> object:
+    """main(args) as a command: a bad input file (ValueError, FileNotFoundError, whose messages name
+    it) or an unwritable output (OSError) ends with one line `<script>: <message>` and exit status
+    1."""
     try:
         return main(args)
     except (ValueError, FileNotFoundError) as e:
@@ -141,7 +145,7 @@ def differences(saved: Mapping, asked: Mapping) -> list[str]:
     return [k for k in dict.fromkeys([*saved, *asked]) if saved.get(k) != asked.get(k)]
 
 
-def shown(value) -> str:
+def shown(value: object) -> str:
     """A recorded value as a message shows it: digests cut to 12 hex digits."""
     if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
         return value[:12]

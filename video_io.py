@@ -1,9 +1,11 @@
 """Reading and writing the three copies of a UCF-101 video: the one home of the on-disk formats.
 
     <root>/UCF-101/<Class>/<video>.avi          the original (XviD AVI; any file FFmpeg decodes)
-    <root>/UCF-101-hdf5/<Class>/<video>.hdf5    the course's raw copy: dataset `video` uint8 (T, H, W, 3)
-    <root>/UCF-101-jpeg/<Class>/<video>.hdf5    our compact store: dataset `jpeg`, one JPEG per frame,
-                                                attributes n_frames, fps, height, width, quality
+    <root>/UCF-101-hdf5/<Class>/<video>.hdf5    the course's raw copy: dataset `video` uint8
+                                                (T, H, W, 3)
+    <root>/UCF-101-jpeg/<Class>/<video>.hdf5    our compact store: dataset `jpeg`, one JPEG per
+                                                frame, attributes n_frames, fps, height, width,
+                                                quality
 
 A video is named by its canonical AVI path; `resolve_video` finds whichever copy exists. Every read
 returns uint8 RGB frames (N, H, W, 3), and every failure is a VideoReadError naming the file.
@@ -12,6 +14,7 @@ import itertools
 import os
 import sys
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 
 import av
@@ -32,7 +35,7 @@ JPEG_QUALITY = 90  # ~1.3 grey levels mean absolute error on UCF-101, ~13x small
 class VideoReadError(RuntimeError):
     """A video that cannot be read. The message names the file and what is wrong with it."""
 
-    def __init__(self, path, reason):
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
@@ -50,8 +53,9 @@ def check_data_root(root: str) -> list:
     Returns the video folders found."""
     root = os.path.normpath(str(root))
     if os.path.isfile(root):
-        raise FileNotFoundError(f"data root {root} is a file, not a folder: pass the folder that holds "
-                                f"ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or UCF-101-jpeg/")
+        raise FileNotFoundError(f"data root {root} is a file, not a folder: pass the folder that "
+                                f"holds ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or "
+                                f"UCF-101-jpeg/")
     if not os.path.isdir(root):
         raise FileNotFoundError(f"data root {root} does not exist (expected a folder holding "
                                 f"ucfTrainTestlist/ and UCF-101/, UCF-101-hdf5/ or UCF-101-jpeg/)")
@@ -62,8 +66,9 @@ def check_data_root(root: str) -> list:
         if above is None and os.path.basename(root) in STORE_DIRS.values():
             above = os.path.dirname(root)
         if above is not None:
-            raise FileNotFoundError(f"data root {root} is a folder inside the data root (too deep): pass the "
-                                    f"folder that holds ucfTrainTestlist/ and the video folders, --data-root {above}")
+            raise FileNotFoundError(f"data root {root} is a folder inside the data root "
+                                    f"(too deep): pass the folder that holds ucfTrainTestlist/ "
+                                    f"and the video folders, --data-root {above}")
     found = [d for d in STORE_DIRS.values() if os.path.isdir(os.path.join(root, d))]
     if not found:
         raise FileNotFoundError(f"data root {root} holds none of the video folders "
@@ -77,7 +82,8 @@ def store_path(path: str, fmt: str) -> str:
     cls_dir, fname = os.path.split(path)
     root = os.path.dirname(os.path.dirname(cls_dir))
     ext = ".avi" if fmt == "avi" else ".hdf5"
-    return os.path.join(root, STORE_DIRS[fmt], os.path.basename(cls_dir), os.path.splitext(fname)[0] + ext)
+    return os.path.join(root, STORE_DIRS[fmt], os.path.basename(cls_dir),
+                        os.path.splitext(fname)[0] + ext)
 
 
 def resolve_video(path: str, formats: tuple = FORMATS) -> tuple[str, str]:
@@ -101,9 +107,9 @@ def resolve_video(path: str, formats: tuple = FORMATS) -> tuple[str, str]:
 
 @contextmanager
 def _open_h5(real):
-    """(kind, dataset) of an HDF5 copy of a video, kind "jpeg" (compact store) or "hdf5" (raw frames),
-    while the file is open. h5py raises OSError for files that are not (complete) HDF5, on opening or
-    on reading: either becomes a VideoReadError naming the file."""
+    """(kind, dataset) of an HDF5 copy of a video, kind "jpeg" (compact store) or "hdf5" (raw
+    frames), while the file is open. h5py raises OSError for files that are not (complete) HDF5, on
+    opening or on reading: either becomes a VideoReadError naming the file."""
     try:
         with h5py.File(real, "r") as h:
             yield _h5_dataset(h, real)
@@ -168,10 +174,12 @@ def _decode_all(bufs, path, keys):
     return frames
 
 
-# A container's frame count above this is bogus (11 hours at 25 fps; UCF-101's longest clip has 1,776
-# frames): a raw MPEG-4 elementary stream under an .avi name reports e.g. -192153584101141, or 0.
+# A container's frame count above this is bogus (11 hours at 25 fps; UCF-101's longest clip has
+# 1,776 frames): a raw MPEG-4 elementary stream under an .avi name reports e.g. -192153584101141,
+# or 0.
 MAX_PLAUSIBLE_FRAMES = 10**6
-_DECODED_COUNTS = {}  # (path, mtime_ns, size) -> frames counted by decoding, for implausible headers
+# (path, mtime_ns, size) -> frames counted by decoding, for implausible headers
+_DECODED_COUNTS = {}
 
 
 def _file_key(path):
@@ -192,8 +200,8 @@ def _truncated_avi(path):
         return None  # not an AVI: FFmpeg decides
     announced, size = int.from_bytes(head[4:8], "little") + 8, os.path.getsize(path)
     if size < announced:
-        return (f"truncated: the file has {size:,} of the {announced:,} bytes its header announces (an "
-                f"interrupted copy or download?); copy or extract it again")
+        return (f"truncated: the file has {size:,} of the {announced:,} bytes its header announces "
+                f"(an interrupted copy or download?); copy or extract it again")
     return None
 
 
@@ -208,7 +216,8 @@ def _open_avi(path):
     try:
         container = av.open(path)
     except av.FFmpegError as e:
-        raise VideoReadError(path, f"cannot open this video (empty, corrupt or not a video: {e})") from e
+        raise VideoReadError(path, f"cannot open this video (empty, corrupt or not a video: "
+                                   f"{e})") from e
     try:
         if not container.streams.video:
             raise VideoReadError(path, "cannot open this video: it holds no video stream")
@@ -220,15 +229,16 @@ def _open_avi(path):
 
 
 def _header_frames(stream):
-    """The container's frame count, or None where it is implausible (<= 0 or > MAX_PLAUSIBLE_FRAMES)."""
+    """The container's frame count, or None where it is implausible (<= 0 or >
+    MAX_PLAUSIBLE_FRAMES)."""
     n = stream.frames
     return n if 0 < n <= MAX_PLAUSIBLE_FRAMES else None
 
 
 def _avi_frame_count(path, stream):
-    """Frames of an open video: its header's count where plausible, else counted by decoding the file
-    once (remembered for this process, keyed by path, mtime and size), so that counting, training
-    and testing give one file one verdict."""
+    """Frames of an open video: its header's count where plausible, else counted by decoding the
+    file once (remembered for this process, keyed by path, mtime and size), so that counting,
+    training and testing give one file one verdict."""
     n = _header_frames(stream)
     n = _DECODED_COUNTS.get(_file_key(path)) if n is None else n
     if n is None:
@@ -254,7 +264,8 @@ def _seekable(container, stream):
     whose header count is implausible (a broken header: its index is not trusted either)."""
     rate, tb = stream.average_rate, stream.time_base
     return (container.format.name == "avi" and not stream.codec_context.has_b_frames
-            and _header_frames(stream) is not None and rate is not None and tb is not None and rate * tb == 1)
+            and _header_frames(stream) is not None and rate is not None and tb is not None
+            and rate * tb == 1)
 
 
 def _collect(path, container, stream, want, n, i):
@@ -294,8 +305,8 @@ def _to_rgb24(frame):
 
 
 def _put(out, k, frame, total, path):
-    """Convert a decoded frame to RGB into out[k], allocating out (total, H, W, 3) at the first frame
-    (one array for the clip: no list of frames to stack, a copy less)."""
+    """Convert a decoded frame to RGB into out[k], allocating out (total, H, W, 3) at the first
+    frame (one array for the clip: no list of frames to stack, a copy less)."""
     rgb = _to_rgb24(frame)
     if out is None:
         out = np.empty((total,) + rgb.shape, dtype=np.uint8)
@@ -370,8 +381,9 @@ def count_frames(path: str, formats: tuple = FORMATS) -> int:
     return n
 
 
-# The source a store file was made from, as recorded by write_video: its format, size and modification
-# time (and frame count). A reader compares the first three with the source's file, when it is there.
+# The source a store file was made from, as recorded by write_video: its format, size and
+# modification time (and frame count). A reader compares the first three with the source's file,
+# when it is there.
 SOURCE_ATTRS = ("source_format", "source_size", "source_mtime_ns", "source_frames")
 _WARNED = set()  # store files already warned about in this process
 
@@ -392,7 +404,7 @@ def source_record(path: str, fmt: str, n_frames: int) -> dict:
 _VERDICTS = {}  # (store file, its mtime_ns, its size) -> stale_source's answer, once a process
 
 
-def recorded_source(attrs) -> tuple | None:
+def recorded_source(attrs: Mapping) -> tuple | None:
     """(format, size, mtime_ns) of the source a store file's attributes record, or None."""
     fmt = attrs.get("source_format")
     if fmt is None:
@@ -401,12 +413,12 @@ def recorded_source(attrs) -> tuple | None:
             int(attrs["source_mtime_ns"]))
 
 
-def stale_source(canonical: str, real: str, attrs_of) -> tuple | None:
+def stale_source(canonical: str, real: str, attrs_of: Callable[[], Mapping]) -> tuple | None:
     """(format, path) of the source of the store copy `real` of a video when the source has changed
     since the copy was made (its size or modification time differ from the record), else None:
     also when the copy records no source (the course's raw copy is a source itself) or the source
-    is not there. attrs_of() gives the open copy's attributes. The answer is kept for this version of
-    the copy for the rest of the process: the attributes cost tens of microseconds to read (an
+    is not there. attrs_of() gives the open copy's attributes. The answer is kept for this version
+    of the copy for the rest of the process: the attributes cost tens of microseconds to read (an
     eighth of decoding a frame) and a loader worker reads a video many times; a source replaced
     during a run is seen by the next one."""
     st = os.stat(real)
@@ -430,8 +442,9 @@ def _stale(canonical: str, record: tuple | None) -> tuple | None:
 
 def _from_store(path: str, fmt: str, real: str, formats: tuple, read) -> tuple:
     """(read(dataset), None) of a current store copy (compact or raw) of a video; else (None, the
-    formats to read instead), after a warning naming both files, when its source changed since it was
-    made or it cannot be read and another copy exists (without one, its VideoReadError stands)."""
+    formats to read instead), after a warning naming both files, when its source changed since it
+    was made or it cannot be read and another copy exists (without one, its VideoReadError
+    stands)."""
     try:
         with _open_h5(real) as (_, ds):
             stale = stale_source(path, real, lambda: ds.file.attrs)
@@ -448,13 +461,15 @@ def _from_store(path: str, fmt: str, real: str, formats: tuple, read) -> tuple:
         _warn_once(real, f"{e}: reading {other} instead; run python -m tools.prepare_data again to "
                          f"repair the store")
         return None, rest[rest.index(other_fmt):]
-    _warn_once(real, f"{real} is older than its source {stale[1]} (the source changed since it was "
-                     f"converted): reading the source; run python -m tools.prepare_data again to bring "
-                     f"the store up to date")
+    _warn_once(real, f"{real} is older than its source {stale[1]} (the source changed since it "
+                     f"was converted): reading the source; run python -m tools.prepare_data again "
+                     f"to bring the store up to date")
     return None, (stale[0],)
 
 
-def read_frames(path: str, indices=None, formats: tuple = FORMATS) -> np.ndarray:
+def read_frames(path: str,
+                indices: Sequence[int] | np.ndarray | Callable[[int], np.ndarray] | None = None,
+                formats: tuple = FORMATS) -> np.ndarray:
     """Decode frames of a video as uint8 RGB (N, H, W, 3).
 
     `indices`: None for every frame; the frame numbers; or a function of the video's frame count
@@ -467,17 +482,20 @@ def read_frames(path: str, indices=None, formats: tuple = FORMATS) -> np.ndarray
     fmt, real = resolve_video(path, formats)
     if fmt == "avi":  # one open: the count (for a random clip), then the frames
         with _open_avi(real) as (container, stream):
-            if indices is None and _header_frames(stream) is None:  # a raw stream read whole: its
-                frames = _read_avi(real, container, stream, None, None)  # length is what decodes
+            # a raw stream read whole: its length is what decodes
+            if indices is None and _header_frames(stream) is None:
+                frames = _read_avi(real, container, stream, None, None)
                 _DECODED_COUNTS[_file_key(real)] = len(frames)
                 return frames
             n = _avi_frame_count(real, stream)
             if n == 0:
-                raise VideoReadError(real, "no frame could be decoded (empty, corrupt or not a video)")
+                raise VideoReadError(real,
+                                     "no frame could be decoded (empty, corrupt or not a video)")
             keys, order = _unique_indices(real, indices(n) if callable(indices) else indices)
             frames = _read_avi(real, container, stream, n, keys)
     else:
-        read, instead = _from_store(path, fmt, real, formats, lambda ds: _read_store(real, ds, indices))
+        read, instead = _from_store(path, fmt, real, formats,
+                                    lambda ds: _read_store(real, ds, indices))
         if instead:
             return read_frames(path, indices, instead)
         frames, keys, order = read
@@ -507,7 +525,8 @@ def _unique_indices(path, indices):
     if indices is None:
         return None, None
     idx = np.asarray(indices, dtype=np.int64)
-    if len(idx) > 1 and (idx[1:] > idx[:-1]).all():  # a clip inside the video: np.unique's sort spared
+    # a clip inside the video: np.unique's sort spared
+    if len(idx) > 1 and (idx[1:] > idx[:-1]).all():
         uniq, order = idx, None
     else:
         uniq, order = np.unique(idx, return_inverse=True)
@@ -519,8 +538,8 @@ def _unique_indices(path, indices):
 # ----------------------------------------------------------------------------- writing
 
 def read_source(path: str, kind: str) -> tuple[np.ndarray, float]:
-    """Every frame of the `kind` ("avi" or "hdf5") copy of a video and its frame rate: (uint8 (T, H, W, 3)
-    RGB, fps). Only that copy is read, never another (a lossy compact store, say)."""
+    """Every frame of the `kind` ("avi" or "hdf5") copy of a video and its frame rate: (uint8
+    (T, H, W, 3) RGB, fps). Only that copy is read, never another (a lossy compact store, say)."""
     frames = read_frames(path, formats=(kind,))
     if kind == "avi":
         cap = cv2.VideoCapture(path)
@@ -532,26 +551,29 @@ def read_source(path: str, kind: str) -> tuple[np.ndarray, float]:
     return frames, fps
 
 
-def write_video(out_path: str, frames: np.ndarray, fps: float, to: str = "jpeg", quality: int = JPEG_QUALITY,
-                source: dict | None = None) -> None:
-    """Write frames uint8 (T, H, W, 3) RGB as one HDF5 file of the compact store (`to` "jpeg") or of the
-    course's raw copy ("hdf5"), atomically; `source`: source_record of the file they come from."""
+def write_video(out_path: str, frames: np.ndarray, fps: float, to: str = "jpeg",
+                quality: int = JPEG_QUALITY, source: dict | None = None) -> None:
+    """Write frames uint8 (T, H, W, 3) RGB as one HDF5 file of the compact store (`to` "jpeg") or of
+    the course's raw copy ("hdf5"), atomically; `source`: source_record of the file they come
+    from."""
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with atomic_write(out_path) as tmp, h5py.File(tmp, "w") as h:
         if to == "jpeg":
             params = [cv2.IMWRITE_JPEG_QUALITY, quality]
-            bufs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), params)[1].ravel() for f in frames]
+            bufs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), params)[1].ravel()
+                    for f in frames]
             ds = h.create_dataset("jpeg", (len(bufs),), dtype=h5py.vlen_dtype(np.uint8))
             ds[:] = bufs
             h.attrs["quality"] = quality
         else:
             h.create_dataset("video", data=frames, chunks=(1,) + frames.shape[1:])
-        h.attrs.update(n_frames=len(frames), fps=fps, height=frames.shape[1], width=frames.shape[2], **(source or {}))
+        h.attrs.update(n_frames=len(frames), fps=fps, height=frames.shape[1], width=frames.shape[2],
+                       **(source or {}))
 
 
 def is_complete(path: str, source: str) -> bool:
-    """A finished, current store file: it opens, holds as many frames as its n_frames attribute says,
-    and records `source` as it is now (its size and modification time)."""
+    """A finished, current store file: it opens, holds as many frames as its n_frames attribute
+    says, and records `source` as it is now (its size and modification time)."""
     try:
         with h5py.File(path, "r") as h:
             ds = h["jpeg"] if "jpeg" in h else h["video"]
@@ -563,8 +585,9 @@ def is_complete(path: str, source: str) -> bool:
 
 
 def convert(task: tuple) -> tuple:
-    """Convert one video (src, kind, dst, to, quality). Returns (src, n_frames, out_bytes, raw_bytes,
-    error or None); the written file is read back and removed when it does not match."""
+    """Convert one video (src, kind, dst, to, quality). Returns (src, n_frames, out_bytes,
+    raw_bytes, error or None); the written file is read back and removed when it does not
+    match."""
     src, kind, dst, to, quality = task
     try:
         record = source_record(src, kind, 0)  # before reading: a change during the read shows later

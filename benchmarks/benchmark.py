@@ -53,7 +53,8 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (GPU only)")
     p.add_argument("--size", type=int, default=None,
                    help="model input size (default 224; quick on CPU: 112)")
-    p.add_argument("--arch-single-frame", default="resnet50", help="the single-frame model's ResNet")
+    p.add_argument("--arch-single-frame", default="resnet50",
+                   help="the single-frame model's ResNet")
     p.add_argument("--arch-3d", default="resnet50", help="the 3D model's ResNet")
     p.add_argument("--real-videos", default=os.path.join(REPO, "..", "shared", "data", "videos"),
                    help="folder of real UCF-101 AVIs (skipped with a note when absent)")

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -144,10 +145,10 @@ def write_weights(folder: str, s: dict) -> dict:
 class Clock:
     """Seconds spent in the loops that run per video, and waiting for the loader in them."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.loops, self.wait = {}, 0.0
 
-    def loop(self, name, fn):
+    def loop(self, name: str, fn: Callable) -> Callable:
         def timed(*a, **k):
             t = time.perf_counter()
             try:
@@ -156,7 +157,8 @@ class Clock:
                 self.loops[name] = self.loops.get(name, 0.0) + time.perf_counter() - t
         return timed
 
-    def loop_over(self, name, generator_fn):
+    def loop_over(self, name: str, generator_fn: Callable[..., Iterator]
+                  ) -> Callable[..., Iterator]:
         """generator_fn timed from its first item asked for to its last consumed: the whole loop
         a test script runs over it (scoring.video_batches), the loop's body included."""
         def timed(*a, **k):
@@ -173,16 +175,16 @@ class TimedLoader:
     or test process idle for data: an upper bound of the GPU's wait, which may still be busy with
     the steps queued before)."""
 
-    def __init__(self, loader, clock: Clock):
+    def __init__(self, loader: torch.utils.data.DataLoader, clock: Clock) -> None:
         self.loader, self.clock = loader, clock
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> object:
         return getattr(self.loader, name)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.loader)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[dict]:
         it = iter(self.loader)
         while True:
             t = time.perf_counter()
@@ -220,7 +222,7 @@ class PaddedConv1(nn.Module):
     """conv1 with its 3 input channels zero-padded to `channels` (weights and input alike: the
     same output), for the tensor cores' preferred channel multiples."""
 
-    def __init__(self, conv: nn.Conv3d, channels: int):
+    def __init__(self, conv: nn.Conv3d, channels: int) -> None:
         super().__init__()
         self.pad = channels - conv.in_channels
         self.conv = nn.Conv3d(channels, conv.out_channels, conv.kernel_size, conv.stride,
@@ -230,7 +232,7 @@ class PaddedConv1(nn.Module):
             self.conv.weight[:, :conv.in_channels] = conv.weight
         self.conv.requires_grad_(False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, (0, 0, 0, 0, 0, 0, 0, self.pad)))
 
 

@@ -3,6 +3,7 @@
 Every measure_* function appends rows (plain dicts) to the `results` dict it is given and calls
 save() after each step, so that a run cut short keeps what it measured. Usage: see benchmark.py.
 """
+import argparse
 import glob
 import os
 import statistics
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing import Pool
 
@@ -351,7 +352,7 @@ def jpeg_fast_error(fmts: dict) -> float:
 
 
 @contextmanager
-def one_core():
+def one_core() -> Iterator[None]:
     """One torch and one OpenCV thread while inside, as in a DataLoader worker."""
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
@@ -379,8 +380,8 @@ def one_core_rounds(calls: dict, seconds: float, rounds: int, wall: tuple = ()) 
     return per_round
 
 
-def measure_data(results: dict, sets: dict, args, save: Callable, gpu: bool = False,
-                 loaders: bool = True) -> None:
+def measure_data(results: dict, sets: dict, args: argparse.Namespace, save: Callable,
+                 gpu: bool = False, loaders: bool = True) -> None:
     """Bytes per video, the loaders with 1 and N workers, and the one-core tables: the float
     loaders, a cold read, our formats against the peer decoders, the frame-exactness check, the
     JPEG decoders and AVI seeking."""
@@ -490,8 +491,8 @@ def peer_comparison(results: dict) -> list:
 
 
 def source_check_cost(results: dict) -> list:
-    """Per set and kind of the same-work table, the compact store read as the scripts read it against
-    the same read without the comparison of its record with its source: rows {set, kind,
+    """Per set and kind of the same-work table, the compact store read as the scripts read it
+    against the same read without the comparison of its record with its source: rows {set, kind,
     checked_per_s, unchecked_per_s, cost (1 - the median per-round ratio), rounds}."""
     rows = []
     for (s, kind), r in {(r["set"], r["kind"]): r for r in results.get("one_core", [])
@@ -501,7 +502,8 @@ def source_check_cost(results: dict) -> list:
         if u is not None:
             ratio = statistics.median(a / b for a, b in zip(r["rounds"], u["rounds"]))
             rows.append(dict(set=s, kind=kind, checked_per_s=r["clips_per_s"],
-                             unchecked_per_s=u["clips_per_s"], cost=1 - ratio, rounds=len(u["rounds"])))
+                             unchecked_per_s=u["clips_per_s"], cost=1 - ratio,
+                             rounds=len(u["rounds"])))
     return rows
 
 
@@ -518,7 +520,7 @@ def peak_tflops(device: torch.device) -> float | None:
     return next((p for k, p in PEAK_BF16_TFLOPS if gpu and all(w in gpu for w in k.split())), None)
 
 
-def model_setup(args, device: torch.device, kind: str, train: bool = True,
+def model_setup(args: argparse.Namespace, device: torch.device, kind: str, train: bool = True,
                 channels_last: bool = True) -> tuple:
     """The assignment's FineTune model (trained: layer4[2] + fc in 2D, layer4[0] + fc in 3D; else
     fc only) and its Adam, placed as the training scripts place them. Returns (net, optimizer)."""
@@ -535,8 +537,8 @@ def model_setup(args, device: torch.device, kind: str, train: bool = True,
     return net, torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
 
 
-def pipeline_rate(args, device: torch.device, paths: list, kind: str, workers: int, batch: int,
-                  n: int) -> float:
+def pipeline_rate(args: argparse.Namespace, device: torch.device, paths: list, kind: str,
+                  workers: int, batch: int, n: int) -> float:
     """Training samples/s fed by the real loader: ClipDataset + make_loader with `workers` workers
     (decoding and augmenting in the workers, as the training scripts do), through
     engine.train_one_epoch (normalise, forward, backward, Adam). Timed over the second of two
@@ -560,7 +562,7 @@ def pipeline_rate(args, device: torch.device, paths: list, kind: str, workers: i
     return r["n"] / (time.perf_counter() - t)
 
 
-def measure_pipeline(results: dict, sets: dict, args, device: torch.device,
+def measure_pipeline(results: dict, sets: dict, args: argparse.Namespace, device: torch.device,
                      save: Callable) -> None:
     """The data path against the model in training: samples/s through the loader, next to the
     model alone (random uint8 input already on the device)."""
@@ -582,7 +584,8 @@ def measure_pipeline(results: dict, sets: dict, args, device: torch.device,
         save()
 
 
-def model_case(args, device: torch.device, name: str, kind: str, batch: int, frames: int,
+def model_case(args: argparse.Namespace, device: torch.device, name: str, kind: str, batch: int,
+               frames: int,
                mode: str = "train", amp: bool = True, channels_last: bool = True,
                compile_: bool = False) -> dict:
     """One set-up's seconds per step, items/s and FLOPs. mode "train": uint8 (B, T, S, S, 3) on the
@@ -636,7 +639,7 @@ def model_case(args, device: torch.device, name: str, kind: str, batch: int, fra
     return r
 
 
-def model_plan(args, device: torch.device) -> tuple[list, list]:
+def model_plan(args: argparse.Namespace, device: torch.device) -> tuple[list, list]:
     """(name, model_case kwargs) pairs: the assignment's set-ups (smaller batches and videos on a
     CPU), and the levers: short test videos batched, and on a GPU dtype, memory format,
     cudnn.benchmark, batch sizes and torch.compile."""
@@ -648,7 +651,7 @@ def model_plan(args, device: torch.device) -> tuple[list, list]:
              dict(kind="3d", batch=32, frames=T, mode="windows"),
              dict(kind="3d", batch=1, frames=T, mode="full")]
     # the test scripts: one short video's frames / windows alone against short videos batched
-    # together (scoring.score_videos fills a forward pass with them); items/s side by side
+    # together (scoring.video_batches fills a forward pass with them); items/s side by side
     frames, windows = scoring.FRAME_BATCH, scoring.WINDOW_BATCH
     clip, stride = ASSIGNMENT["clip"], ASSIGNMENT["stride"]
     levers = [("2D test one short video", dict(cases[2], batch=frames, frames=SHORT_VIDEO)),
@@ -670,8 +673,8 @@ def model_plan(args, device: torch.device) -> tuple[list, list]:
     return list(zip(MODEL_KEYS, cases)), levers
 
 
-def measure_models(results: dict, args, device: torch.device, key: str, plan: list,
-                   save: Callable) -> None:
+def measure_models(results: dict, args: argparse.Namespace, device: torch.device, key: str,
+                   plan: list, save: Callable) -> None:
     """Run the model set-ups of `plan` into results[key]; one that fails (out of memory, a
     torch.compile error) is noted in results["skipped"] and the rest still run."""
     for name, kw in plan:

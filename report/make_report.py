@@ -32,7 +32,7 @@ from reportlab.platypus import CondPageBreak, PageBreak  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)  # the repo's metrics.py and atomic.py, one folder up
+sys.path.insert(0, REPO)  # the repo's metrics.py and utils.py, one folder up
 sys.path.insert(0, HERE)  # discussion.py and layout.py beside this file
 import discussion  # noqa: E402
 import layout  # noqa: E402
@@ -63,7 +63,7 @@ MODEL_KEYS = ("top1", "top5", "top10", "mean_class_accuracy", "n_failed", "per_c
               "per_class_n_videos", "best", "worst", "most_confused")
 
 
-def missing_keys(results) -> list[str]:
+def missing_keys(results: object) -> list[str]:
     """What results.json lacks of what combine_results.py writes."""
     if not isinstance(results, dict):
         return ["an object at the top"]
@@ -135,8 +135,8 @@ def load_summary(path: str | None) -> dict | None:
     if path is None:
         return None
     if not os.path.isfile(path):
-        raise ReportError(f"--splits-summary {path}: no such file (run python -m tools.splits_summary --out "
-                          f"{path} first, or leave the flag out)")
+        raise ReportError(f"--splits-summary {path}: no such file (run python -m "
+                          f"tools.splits_summary --out {path} first, or leave the flag out)")
     try:
         with open(path, encoding="utf-8") as f:
             summary = json.load(f)
@@ -185,7 +185,7 @@ def names(results: dict) -> dict:
             "fused": f"Fused (weight {results['weight_single_frame']:g} on single-frame)"}
 
 
-def pct(x) -> str:
+def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
@@ -847,7 +847,7 @@ def pdf_path(text: str) -> str:
     return text
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = utils.ArgumentParser(prog=PROG, description=__doc__)
     p.add_argument("--results", default="runs/combined",
                    help="output folder of combine_results.py")

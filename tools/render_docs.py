@@ -11,8 +11,9 @@ which of its tables it shows (all of them otherwise):
 
 The tables come from the `markdown_table(s)` of the tool that wrote the file (its "tool" entry, else
 its name): benchmarks.benchmark, benchmarks.gpu_check, benchmarks.memory_estimate, tools.rehearse,
-tools.demo_results. A file not written yet gives one line saying how to make it. --check rewrites nothing:
-it exits 1, naming each table that differs from its file, when the docs disagree with the files.
+tools.demo_results. A file not written yet gives one line saying how to make it. --check rewrites
+nothing: it exits 1, naming each table that differs from its file, when the docs disagree with the
+files.
 """
 import argparse
 import glob
@@ -31,7 +32,8 @@ BLOCK = re.compile(r"(<!-- generated from (?P<file>\S+\.json) by python -m tools
 
 
 # a results file's tool -> (the module whose markdown_table renders it, the command that writes it)
-ONE_TABLE = {"memory_estimate": ("benchmarks.memory_estimate", "python -m benchmarks.memory_estimate --out {}"),
+ONE_TABLE = {"memory_estimate": ("benchmarks.memory_estimate",
+                                 "python -m benchmarks.memory_estimate --out {}"),
              "rehearsal": ("tools.rehearse", "python -m tools.rehearse --results-json {}"),
              "demo": ("tools.demo_results", "python -m tools.demo_results --out {}")}
 
