@@ -13,8 +13,9 @@ Usage: python -m benchmarks.gpu_check [--out docs/results/gpu-<gpu>.json] [--lis
    report/make_report.py. The pretrained weights are stand-ins of the real files' layout (random
    tensors): the timing does not depend on their values. Each training and test script runs in a
    child Python process through its own main(parse_args([...])), which measures inside it: the wall
-   time of main, the time in the per-video loops (train_one_epoch / evaluate / score_videos), the
-   time spent waiting in the loader's __next__, and the peak GPU memory.
+   time of main, the time in the per-video loops (train_one_epoch / evaluate / the test scripts'
+   loop over scoring.video_batches), the time spent waiting in the loader's __next__, and the peak
+   GPU memory.
 3. Scales every phase to all of UCF-101 (split 1: 9,537 training videos x 10 epochs, 3,783 test
    videos; 13,320 videos to convert): its per-video loops by videos, its fixed costs (start-up,
    checkpoints) once. The sum is the measured time of the whole assignment.

@@ -606,7 +606,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=None, help="data root to create (UCF-101/, ucfTrainTestlist/); default "
                                                "data/toy, or data/rehearsal with --like-ucf101")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the videos' rendering and the generated lists")
     p.add_argument("--classes", type=int, default=12, help=f"number of toy classes, 2-{len(CLASSES)}")
     p.add_argument("--groups", type=int, default=7, help="groups gNN per toy class (real UCF-101: 25)")
     p.add_argument("--clips", type=int, default=3, help="clips cMM per toy group (real UCF-101: 4-7)")
