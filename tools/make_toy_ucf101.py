@@ -1,7 +1,7 @@
 """Write a toy UCF-101 (real folder layout and split-file format) that separates appearance from motion.
 
-Usage: python make_toy_ucf101.py --out data/toy [--classes 12 --groups 7 --clips 3 --frames 40 --seed 0]
-       python make_toy_ucf101.py --like-ucf101 --out data/rehearsal [--lists DIR] [--max-per-class N]
+Usage: python -m tools.make_toy_ucf101 --out data/toy [--classes 12 --groups 7 --clips 3 --frames 40 --seed 0]
+       python -m tools.make_toy_ucf101 --like-ucf101 --out data/rehearsal [--lists DIR] [--max-per-class N]
 
 --like-ucf101 writes one video for every name of the official split lists (all 101 classes, 13,320
 videos, XviD-like MPEG-4 in AVI at 80x60 by default, lengths spread like UCF-101's, a few percent of
