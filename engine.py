@@ -12,9 +12,8 @@ import csv
 import json
 import os
 import pickle
-import signal
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -212,22 +211,10 @@ def training_loaders(lists: tuple, size: int, frames: int, batch_size: int, work
                  for ds, shuffle in ((train, True), (test, False)))
 
 
-def interruptible(main: Callable[[argparse.Namespace], object]
-                  ) -> Callable[[argparse.Namespace], object]:
-    """Run main(args); on Ctrl-C/SIGTERM say what was kept and how to resume instead of a
-    traceback."""
-    def run(args):
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        try:
-            return main(args)
-        except KeyboardInterrupt:
-            raise SystemExit(f"\ninterrupted: the last completed epoch is in "
-                             f"{args.out}/checkpoint.pt; "
-                             f"run the same command with --resume to continue") from None
-        finally:
-            if dist.is_available() and dist.is_initialized():
-                dist.destroy_process_group()
-    return run
+def kept_on_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted training run keeps, and how to go on (utils.interruptible)."""
+    return (f"the last completed epoch is in {args.out}/checkpoint.pt; run the same command with "
+            f"--resume to continue")
 
 
 # ----------------------------------------------------------------------------- the model

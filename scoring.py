@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -249,22 +248,10 @@ def out_of_memory_message(batch: VideoBatch, paths: Sequence[str], out: str) -> 
                          f"so far are saved in {out} and a rerun skips them") from None
 
 
-def interruptible(main: Callable) -> Callable:
-    """Run main(args); on Ctrl-C/SIGTERM or a failed write, say what is kept and that a rerun
-    continues, not a traceback."""
-    def run(args):
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        try:
-            return main(args)
-        except KeyboardInterrupt:
-            raise SystemExit(f"\ninterrupted: every video scored so far is saved in "
-                             f"{args.out}/{PREDICTIONS_DIR}; "
-                             f"run the same command again to continue from there") from None
-        except OSError as e:  # a full disk or a folder made read-only during the run
-            raise SystemExit(f"cannot write {e.filename or args.out} ({e.strerror or e}); every "
-                             f"video scored before is saved in {args.out}: free space and run the "
-                             f"same command again") from None
-    return run
+def kept_on_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted test run keeps, and how to go on (utils.interruptible)."""
+    return (f"every video scored so far is saved in {args.out}/{PREDICTIONS_DIR}; run the same "
+            f"command again to continue from there")
 
 
 def print_results(summary: dict, class_list: Sequence[str] | np.ndarray, failed_names: list,

@@ -70,4 +70,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    scoring.interruptible(main)(parse_args())
+    utils.interruptible(main, scoring.kept_on_interrupt)(parse_args())

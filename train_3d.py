@@ -131,4 +131,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    engine.interruptible(main)(parse_args())
+    utils.interruptible(main, engine.kept_on_interrupt)(parse_args())

@@ -11,6 +11,7 @@ Usage:
 import argparse
 import hashlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -85,6 +86,27 @@ def run_cli(main: Callable, args: argparse.Namespace, script: str) -> object:
         raise SystemExit(f"{script}: {e}") from None
     except OSError as e:  # e.g. a read-only or full output folder
         raise SystemExit(f"{script}: cannot write {e.filename or ''}: {e.strerror or e}") from None
+
+
+def interruptible(main: Callable, kept: Callable[[argparse.Namespace], str]) -> Callable:
+    """main(args) as a long run: Ctrl-C or SIGTERM (a cluster's time limit), or a write that fails
+    (a full disk), end with one line saying what happened and kept(args): what is kept and how to
+    continue, not a traceback. A torchrun process group is left cleanly."""
+    def run(args: argparse.Namespace):
+        # SIGINT too: a process started in the background by a shell inherits it ignored
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.default_int_handler)
+        try:
+            return main(args)
+        except KeyboardInterrupt:
+            raise SystemExit(f"\ninterrupted: {kept(args)}") from None
+        except OSError as e:
+            raise SystemExit(f"cannot write {e.filename or args.out} ({e.strerror or e}); "
+                             f"{kept(args)}") from None
+        finally:
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+    return run
 
 
 def first_line(error: BaseException, limit: int = 200) -> str:
