@@ -36,8 +36,9 @@ COMBINE_FLAGS := --toy-classes $(ROOT)/toy_classes.json
 # The last group of every class is held out of the train list; the fusion weight is chosen on it.
 VAL_GROUPS ?= 1
 # The toy's figures are the same on every x86-64 CPU with AVX2: the kernels' instruction set and the
-# number of threads decide the order of floating-point sums (docs/design.md, "The same digits everywhere"),
-# so oneDNN and MKL run their AVX2 kernels on 2 threads (MKL_NUM_THREADS too: torch takes it over OMP_NUM_THREADS).
+# number of threads decide the order of floating-point sums (docs/design.md, "The same digits
+# everywhere"), so oneDNN and MKL run their AVX2 kernels on 2 threads (MKL_NUM_THREADS too: torch
+# takes it over OMP_NUM_THREADS; engine.setup holds torch to it on a machine with fewer cores).
 PIN ?= env ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 else
 ROOT := $(DATA_ROOT)

@@ -172,12 +172,23 @@ def setup(device_name: str = "auto", seed: int = 0, precision: str = "auto") -> 
         torch.cuda.set_device(device)
         # fixed input sizes: let cuDNN pick the fastest kernels
         torch.backends.cudnn.benchmark = True
+    else:
+        pin_threads()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     torch.manual_seed(seed)
     precision = resolve_precision(precision, device)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     return Run(device, rank, world, precision, scaler)
+
+
+def pin_threads() -> None:
+    """The thread count MKL_NUM_THREADS (or OMP_NUM_THREADS) asks for, exactly: torch caps the one it
+    reads at import at the machine's CPU count, and the number of threads decides the order of a
+    CPU's floating-point sums (make demo's PIN asks for 2 on any machine)."""
+    asked = os.environ.get("MKL_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    if asked and asked.isdigit() and int(asked) > 0:
+        torch.set_num_threads(int(asked))
 
 
 def autocast(run: Run) -> AbstractContextManager:

@@ -162,10 +162,15 @@ def test_markdown_table_renders_the_committed_figures():
     summary = json.loads((REPO / "docs" / "results" / "demo.json").read_text())
     lines = demo_results.markdown_table(summary).splitlines()
     assert lines[0] == "| seed | single frame | 3D | fused |"
-    assert len(lines) == 2 + len(summary["seeds"]) and summary["seeds"]
-    for line, row in zip(lines[2:], summary["seeds"]):
+    table = lines[:2 + len(summary["seeds"])]
+    assert summary["seeds"] and all(line.startswith("|") for line in table)
+    for line, row in zip(table[2:], summary["seeds"]):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         assert cells == [str(row["seed"])] + ["%.2f%%" % (100 * row["models"][m]["top1"]) for m in MODELS], line
+    # the pin's cost, from the quickest pinned and unpinned runs recorded
+    runs = summary["timing"]["runs"]
+    ratio = min(r["seconds"] for r in runs if r["pin"]) / min(r["seconds"] for r in runs if not r["pin"])
+    assert f"The pin costs {100 * (ratio - 1):.0f}% of wall time" in lines[-1]
 
 
 if __name__ == "__main__":

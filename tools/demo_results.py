@@ -158,6 +158,14 @@ def markdown_table(summary: dict) -> str:
     for row in summary["seeds"]:
         lines.append(f"| {row['seed']} | " + " | ".join(f"{100 * row['models'][m]['top1']:.2f}%" for m in MODELS)
                      + " |")
+    timing = summary.get("timing", {})
+    if timing.get("pinned_over_unpinned_min"):
+        runs = timing["runs"]
+        lines += ["", f"The pin costs {100 * (timing['pinned_over_unpinned_min'] - 1):.0f}% of wall time: "
+                      f"the quickest of {sum(r['pin'] for r in runs)} pinned runs of seed 0 took "
+                      f"{timing['pinned_min_seconds']:.0f} s, of {sum(not r['pin'] for r in runs)} unpinned "
+                      f"{timing['unpinned_min_seconds']:.0f} s ({summary['machine']['cpus']} CPUs, "
+                      f"{summary['machine']['cpu_model']})."]
     return "\n".join(lines) + "\n"
 
 
