@@ -183,9 +183,9 @@ def setup(device_name: str = "auto", seed: int = 0, precision: str = "auto") -> 
 
 
 def pin_threads() -> None:
-    """The thread count MKL_NUM_THREADS (or OMP_NUM_THREADS) asks for, exactly: torch caps the one it
-    reads at import at the machine's CPU count, and the number of threads decides the order of a
-    CPU's floating-point sums (make demo's PIN asks for 2 on any machine)."""
+    """The thread count MKL_NUM_THREADS (or OMP_NUM_THREADS) asks for, exactly: torch caps the one
+    it reads at import at the machine's CPU count, and the number of threads decides the order of
+    a CPU's floating-point sums (make demo's PIN asks for 2 on any machine)."""
     asked = os.environ.get("MKL_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
     if asked and asked.isdigit() and int(asked) > 0:
         torch.set_num_threads(int(asked))
