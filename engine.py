@@ -464,7 +464,8 @@ def read_log(out: str, epochs: int) -> list:
     if not epochs or not os.path.isfile(path):
         return []
     with open(path, newline="") as f:
-        rows = [{k: (float(v) if k != "epoch" else int(v)) if v not in ("", "n/a") else v for k, v in r.items()}
+        rows = [{k: (int(float(v)) if k in ("epoch", "failed_videos") else float(v)) if v not in ("", "n/a") else v
+                 for k, v in r.items()}
                 for r in csv.DictReader(f)]
     return [r for r in rows if r["epoch"] <= epochs]
 
