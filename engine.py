@@ -333,7 +333,7 @@ def read_weights(path: str, flag: str, what: str) -> object:
     """torch.load (weights_only=True) of a pretrained weights file, or stop with one line naming the flag
     when it is missing, empty, partial or corrupt (`what`: the weights to download again)."""
     if not os.path.isfile(path):
-        raise SystemExit(f"{flag} {path}: file not found (expected {what})")
+        raise SystemExit(f"{flag} {path}: file not found (expected {what}; or {flag} imagenet, or none)")
     if os.path.getsize(path) == 0:
         raise SystemExit(f"{flag} {path} is empty (0 bytes), a failed download? Download {what} again")
     try:
