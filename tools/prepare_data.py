@@ -89,7 +89,8 @@ def main(args):
                 else:
                     converted += 1
                 n_frames, out_bytes, raw_bytes = n_frames + n, out_bytes + ob, raw_bytes + rb
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the workers are stopped by now: count the files they finished, results in flight too
+        converted = sum(video_io.is_complete(dst, src) for src, _, dst, _, _ in tasks)
         raise SystemExit(f"\ninterrupted: the {done + converted} videos converted so far are kept in {out_dir}; "
                          f"run the same command again to convert the rest") from None
 
