@@ -73,7 +73,7 @@ def count_lines(path):
 
 def main(args):
     data, run = Path(args.data_root), Path(args.run)
-    common = ["--data-root", data, "--seed", args.seed, "--workers", args.workers]
+    common = ["--data-root", data, "--workers", args.workers]  # the test scripts take no --seed: training does
     phases = []  # (name, seconds, videos the cost is per)
 
     gen = ["--like-ucf101", "--out", data, "--seed", args.seed, "--frames", args.frames, "--workers", args.workers]
@@ -92,10 +92,10 @@ def main(args):
 
     sf, td = run / "single_frame", run / "3d"
     small_2d = ["--weights", "none", "--arch", "resnet18", "--train-from", "all", "--size", args.size,
-                "--epochs", args.epochs_2d, "--batch-size", 64, "--lr", 1e-3]
+                "--epochs", args.epochs_2d, "--batch-size", 64, "--lr", 1e-3, "--seed", args.seed]
     small_3d = ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--widen-factor", WIDEN_3D,
                 "--train-from", "all", "--layer4-blocks", 1, "--size", args.size, "--epochs", args.epochs_3d,
-                "--batch-size", 32, "--lr", 1e-3]
+                "--batch-size", 32, "--lr", 1e-3, "--seed", args.seed]
     # One group of every class is held out of the train list (--val-groups 1): the fusion weight is
     # chosen on it, never on the test videos.
     held_out = ["--val-groups", VAL_GROUPS]
