@@ -131,7 +131,8 @@ def model_from_checkpoint(ckpt: dict) -> engine.FineTune:
 def model_attrs(ckpt: dict, checkpoint: str) -> dict:
     """How the tested model was made, for the prediction files and the report's methods section."""
     train = ckpt["args"]
-    about = {"checkpoint": os.path.abspath(checkpoint), "epochs": ckpt["epoch"], "arch": ckpt["arch"],
+    about = {"checkpoint": os.path.abspath(checkpoint), "epochs": ckpt["epoch"], "checkpoint_epoch": ckpt["epoch"],
+             "arch": ckpt["arch"],
              "size": ckpt["size"], "frames": ckpt["frames"], "train_from": ckpt["train_from"],
              "layer4_blocks": ckpt.get("layer4_blocks"), "widen_factor": ckpt.get("widen_factor"),
              "preprocess": ckpt.get("preprocess"), "lr": train["lr"], "batch_size": train["batch_size"],
