@@ -43,7 +43,7 @@ def list_names(path):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, no_discussion_left):
     """make demo SPLITS="1 2" on the reduced toy: {"toy", "run", "report", "stdout"}."""
     tmp = tmp_path_factory.mktemp("demo")
     toy, run, report = tmp / "toy", tmp / "runs", tmp / "report.pdf"
@@ -86,7 +86,7 @@ def job(script, tmp_path, make_args, **env):
     return subprocess.run(["bash", f"jobs/{script}"], cwd=REPO, env=e, capture_output=True, text=True, timeout=1200)
 
 
-def test_one_gpu_job_resubmitted_resumes_every_step(demo, tmp_path):
+def test_one_gpu_job_resubmitted_resumes_every_step(demo, tmp_path, no_discussion_left):
     """The 1-GPU job on CPU (REQUIRE_GPU=0) onto split 1's finished run, its results.json gone (as if the
     job had been stopped just before the fusion): nothing is trained or scored again, results.json is
     written again with the same figures, and the job ends with status 0."""
@@ -108,7 +108,7 @@ def test_one_gpu_job_resubmitted_resumes_every_step(demo, tmp_path):
     assert after["fusion"] == before["fusion"] and (tmp_path / "report.pdf").read_bytes()[:5] == b"%PDF-"
 
 
-def test_multi_gpu_job_trains_under_torchrun(demo, tmp_path):
+def test_multi_gpu_job_trains_under_torchrun(demo, tmp_path, no_discussion_left):
     """The several-GPU job with NPROC=2 on CPU: both models trained by 2 processes (gloo), one
     checkpoint each, then tested and fused; results.json written."""
     run = tmp_path / "runs"
