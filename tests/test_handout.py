@@ -18,6 +18,7 @@ engine.FineTune), down to the model's logits. A corrupt video in the batch raise
 Usage: .venv/bin/python -m pytest -q tests/test_handout.py
 """
 import os
+import pickle
 from multiprocessing import Pool
 
 import numpy as np
@@ -142,6 +143,11 @@ def test_a_corrupt_video_in_the_batch_is_named_not_hung(real_root, pool, tmp_pat
     bad = tmp_path / "UCF-101" / "Bad" / "v_Bad_g01_c01.avi"
     os.makedirs(bad.parent)
     bad.write_bytes(np.random.default_rng(0).bytes(5000))
+    # what the pool does with a worker's exception: pickle it there, unpickle it here (checked first, so
+    # that a failure here cannot leave the module's pool without its result thread)
+    e = video_io.VideoReadError(str(bad), "cannot open this video")
+    copy = pickle.loads(pickle.dumps(e))
+    assert (type(copy), copy.path, copy.reason, str(copy)) == (type(e), e.path, e.reason, str(e))
     for load in (hf.loadFrame, hf.loadSequence):
         job = pool.map_async(load, [(real_root.paths[0], False), (str(bad), False)])
         with pytest.raises(video_io.VideoReadError) as e:

@@ -151,8 +151,8 @@ def test_retrained_checkpoint_is_not_mixed_with_old_predictions(toy_root, traine
 def test_other_test_settings_into_the_same_out_stop(toy_root, trained_ckpts, tmp_path):
     """An --out holding single-frame predictions given to test_3d.py, or 3D predictions made with other
     --crops, --mode, --stride, --flip or --average: each stops naming the setting with its saved and
-    asked values, and leaves every file as it was; a run killed before predictions.h5 was written is
-    caught by its per-video files."""
+    asked values, and leaves every file as it was; the run's predictions.h5 alone is enough to tell, and a
+    run killed before predictions.h5 was written is caught by its per-video files."""
     sf, td = tmp_path / "sf", tmp_path / "3d"
     common = ["--data-root", toy_root, "--workers", 0]
     run(test_single_frame, common + ["--checkpoint", trained_ckpts["single_frame"], "--out", sf])
@@ -173,6 +173,11 @@ def test_other_test_settings_into_the_same_out_stop(toy_root, trained_ckpts, tmp
         stops(test_3d, common + ["--checkpoint", trained_ckpts["3d"], "--out", td, *flags],
               f"--out {td} holds predictions made otherwise", needle, "--overwrite")
         assert files_of(td) == saved, flags
+    alone = tmp_path / "3d_run_file_only"  # the run's file without its per-video files (copied alone, say)
+    shutil.copytree(td, alone, ignore=shutil.ignore_patterns(scoring.PREDICTIONS_DIR))
+    stops(test_3d, common + ["--checkpoint", trained_ckpts["3d"], "--out", alone, "--stride", "4"],
+          f"--out {alone} holds predictions made otherwise (--stride was 8, now 4)")
+    assert not (alone / scoring.PREDICTIONS_DIR).exists()  # nothing scored
     os.remove(td / "predictions.h5")  # killed after the videos, before the run's file
     _, _, (paths, _) = hf.getUCF101(str(toy_root), 1)
     stops(test_3d, common + ["--checkpoint", trained_ckpts["3d"], "--out", td, "--stride", "4"],
