@@ -403,8 +403,8 @@ def start(out: str, identity: dict, net: FineTune, optimizer, run: Run, resume: 
     saved = ckpt["identity"]
     changed = utils.differences(saved, identity)
     if changed:
-        what = "; ".join(f"{IDENTITY_FLAGS.get(k, k)} was {utils.shown(saved.get(k))}, now {utils.shown(identity.get(k))}"
-                         for k in changed)
+        what = "; ".join(f"{IDENTITY_FLAGS.get(k, k)} was {utils.shown(saved.get(k))}, "
+                         f"now {utils.shown(identity.get(k))}" for k in changed)
         raise SystemExit(f"--resume: {path} holds {describe_run(ckpt)} made otherwise: {what}. Use its "
                          f"settings to continue it, or --overwrite / another --out to start over")
     if ckpt["epoch"] > epochs:
@@ -513,7 +513,8 @@ class Sums:
         self.n += len(y)
 
     def postfix(self) -> dict:
-        return {"loss": f"{self.loss.item() / max(self.n, 1):.3f}", "acc": f"{self.correct.item() / max(self.n, 1):.3f}"}
+        n = max(self.n, 1)
+        return {"loss": f"{self.loss.item() / n:.3f}", "acc": f"{self.correct.item() / n:.3f}"}
 
     def result(self, device: torch.device, dropped: int = 0) -> dict:
         """{"loss", "acc", "n", "dropped"} over all processes; loss and acc None when n is 0."""

@@ -252,9 +252,10 @@ def fuse(scores_a, scores_b, weight=0.5):
 
 def summarize(scores, labels, class_list):
     """scores `(N, C)`, labels `(N,)`, class_list of C names -> dict of video-level metrics:
-    level, n_videos, n_failed, top1, top5, top10, mean_class_accuracy (fractions), predicted `(N,)` (classes, -1 failed),
-    per_class {"accuracy" `(C,)` NaN if absent, "n_videos" `(C,)`}, confusion_counts int `(C, C)` and
-    confusion float `(C, C)` (rows divided by the number of test videos of each class, failed included).
+    level, n_videos, n_failed, top1, top5, top10, mean_class_accuracy (fractions), predicted `(N,)`
+    (classes, -1 failed), per_class {"accuracy" `(C,)` NaN if absent, "n_videos" `(C,)`},
+    confusion_counts int `(C, C)` and confusion float `(C, C)` (rows divided by the number of test
+    videos of each class, failed included).
     """
     num_classes = len(class_list)
     scores = np.asarray(scores)

@@ -46,7 +46,7 @@ def find_sources(root: str, source: str) -> tuple:
         found = sorted(glob.glob(pattern))
         if found:
             return kind, found
-    raise FileNotFoundError(f"no source videos: expected "
+    raise FileNotFoundError("no source videos: expected "
                             + " or ".join(os.path.join(root, STORE_DIRS[k], "<Class>", "*") for k in kinds))
 
 

@@ -7,9 +7,9 @@ Each run folder holds combined/results.json (combine_results.py) of one split (o
 results.json files or combined/ folders themselves). The runs must differ in their split only:
 the same models and training settings, test-time settings (mode, stride, crops, flip, ...),
 validation groups and way of choosing the fusion weight: everything the prediction files record but
-the split and what follows from it (the checkpoints, their digests). Writes <out>/splits_summary.json. UCF-101 papers report the mean over the three official splits; the std
-is the sample standard deviation (ddof 1) over splits, 0 for a single split. All accuracies are
-video-level top-1.
+the split and what follows from it (the checkpoints, their digests). Writes <out>/splits_summary.json.
+UCF-101 papers report the mean over the three official splits; the std is the sample standard
+deviation (ddof 1) over splits, 0 for a single split. All accuracies are video-level top-1.
 """
 import json
 import os
