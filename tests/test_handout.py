@@ -13,7 +13,8 @@ and [3, 16, 224, 224] clips, normalised with the ImageNet and Kinetics statistic
 clip of its own video; and, without augmentation and with the draws seeded, the very values the
 training scripts' DataLoader path yields (hf.ClipDataset + hf.make_loader: uint8, normalised inside
 engine.FineTune), down to the model's logits. A corrupt video in the batch raises an error naming it
-(the handout's empty array) instead of hanging the pool.
+(the handout's empty array) instead of hanging the pool, and the workers forked after the model has
+run on the CPU do not hang on torch's thread pool.
 
 Usage: .venv/bin/python -m pytest -q tests/test_handout.py
 """
@@ -48,11 +49,22 @@ def seeded_sequence(args):
 
 @pytest.fixture(scope="module")
 def pool():
-    """The handout's pool of 8 worker processes, each replaced after 200 tasks."""
+    """The handout's pool of 8 worker processes, each replaced after 200 tasks, made as the handout makes
+    it: after the model is built and has run (torch's CPU thread pool is up when the workers are forked:
+    they must not wait on it)."""
+    torch.set_num_threads(2)
+    model = torchvision.models.resnet18(num_classes=4)
+    with torch.no_grad():
+        model.eval()(torch.rand(4, 3, 64, 64))
     pool_threads = Pool(8, maxtasksperchild=200)
     yield pool_threads
     pool_threads.close()
     pool_threads.terminate()
+
+
+def pmap(pool, load, video_list):
+    """pool.map(load, video_list), the handout's call, but failing after a while instead of hanging."""
+    return pool.map_async(load, video_list).get(timeout=120)
 
 
 def undo(x, mean, std):
@@ -84,11 +96,11 @@ def test_handout_batches_have_its_shapes_and_are_frames_of_each_video(raw_root, 
     paths = raw_root.paths
     for augment in (False, True):
         video_list = [(p, augment) for p in paths]
-        data = pool.map(hf.loadFrame, video_list)
+        data = pmap(pool, hf.loadFrame, video_list)
         assert all(video.size > 0 for video in data)  # the handout's skip test: nothing to skip
         x = np.asarray(data, dtype=np.float32)
         assert x.shape == (4, 3, 224, 224) and all(d.dtype == np.float32 for d in data)
-        clips = pool.map(hf.loadSequence, video_list)
+        clips = pmap(pool, hf.loadSequence, video_list)
         x = np.asarray(clips, dtype=np.float32)
         assert x.shape == (4, 3, 16, 224, 224) and all(c.dtype == np.float32 for c in clips)
         if augment:
@@ -111,7 +123,7 @@ def test_handout_loop_equals_the_training_loader_after_normalisation(raw_root, p
     paths, labels = raw_root.paths, np.arange(4)
     for frames, load, mean, std in ((1, seeded_frame, hf.IMAGENET_MEAN, hf.IMAGENET_STD),
                                     (16, seeded_sequence, hf.KINETICS_MEAN, hf.KINETICS_STD)):
-        data = pool.map(load, [(p, augment, i) for i, p in enumerate(paths)])
+        data = pmap(pool, load, [(p, augment, i) for i, p in enumerate(paths)])
         x = np.asarray(data, dtype=np.float32)
         ds = hf.ClipDataset(paths, labels, augment=augment, size=SIZE, frames=frames, seed=SEED)
         loader = hf.make_loader(ds, batch_size=4, shuffle=False, workers=2, seed=SEED)
