@@ -78,6 +78,14 @@ def test_make_demo_runs_each_split_and_summarises_them(demo):
         assert summary["fusion_weight"][str(s)] == results[s]["fusion"]["weight"]
     assert demo["report"].read_bytes()[:5] == b"%PDF-"
     assert "video-level top-1 over splits 1, 2:" in demo["stdout"]
+    # the report is split 1's, with the table over both splits (its Markdown twin beside the PDF)
+    md = demo["report"].with_suffix(".md").read_text()
+    assert "Test split 1," in md and "| Model | Split 1 | Split 2 | Mean | Std (points) |" in md
+    pct = lambda x: f"{100 * x:.2f}%"
+    for m in MODELS:
+        top1 = np.array([results[s]["models"][m]["top1"] for s in (1, 2)])
+        row = f"| {pct(top1[0])} | {pct(top1[1])} | {pct(top1.mean())} | {100 * np.std(top1, ddof=1):.2f} |"
+        assert row in md, (m, row)
 
 
 def job(script, tmp_path, make_args, **env):
