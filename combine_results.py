@@ -237,6 +237,9 @@ def main(args: argparse.Namespace) -> dict:
     td = inputs["3d"] = scoring.align(sf, inputs["3d"])
     weight, fusion = fusion_weight(args, inputs)
     class_list = [str(c) for c in sf.class_list]
+    if pairs is not None and not {c for p in pairs for c in p} <= set(class_list):  # before results
+        raise ValueError(f"--toy-classes {args.toy_classes} names classes that the predictions do "
+                         f"not have")
     scores = {"single_frame": sf.scores, "3d": td.scores,
               "fused": metrics.fuse(sf.scores, td.scores, weight)}
     os.makedirs(args.out, exist_ok=True)
@@ -281,9 +284,6 @@ def main(args: argparse.Namespace) -> dict:
             print(f"  {r['weight']:20.2f} {pct(r['top1'])} {pct(r['top5'])} {pct(r['top10'])} "
                   f"{pct(r['mean_class_accuracy'])}")
     if pairs is not None:
-        if not {c for p in pairs for c in p} <= set(class_list):
-            raise ValueError(f"--toy-classes {args.toy_classes} names classes that the "
-                             f"predictions do not have")
         results["motion_pairs"] = {"source": args.toy_classes, "models": {
             k: motion_pairs(scores[k], sf.labels, class_list, pairs) for k in MODELS}}
         print("\nMotion-only pairs (toy; one frame cannot tell the members apart), video-level:")

@@ -363,7 +363,8 @@ def read_weights(path: str, flag: str, what: str) -> object:
     """torch.load (weights_only=True) of a pretrained weights file, or stop with one line naming the
     flag when it is missing, empty, partial or corrupt (`what`: the weights to download again)."""
     if not os.path.isfile(path):
-        raise SystemExit(f"{flag} {path}: file not found (expected {what})")
+        raise SystemExit(f"{flag} {path}: file not found (expected {what}; or {flag} imagenet, "
+                         f"or none)")
     if os.path.getsize(path) == 0:
         raise SystemExit(f"{flag} {path} is empty (0 bytes), a failed download? "
                          f"Download {what} again")
@@ -507,7 +508,8 @@ def read_log(out: str, epochs: int) -> list:
     if not epochs or not os.path.isfile(path):
         return []
     with open(path, newline="") as f:
-        rows = [{k: (float(v) if k != "epoch" else int(v)) if v not in ("", "n/a") else v
+        rows = [{k: (int(float(v)) if k in ("epoch", "failed_videos") else float(v))
+                 if v not in ("", "n/a") else v
                  for k, v in r.items()}
                 for r in csv.DictReader(f)]
     return [r for r in rows if r["epoch"] <= epochs]

@@ -34,6 +34,10 @@ KINETICS_STD = (0.1519876, 0.14855877, 0.156976)
 # Hara et al.'s Kinetics checkpoint saw pixels in [0, 255] minus the ActivityNet mean, no std.
 HARA_MEAN = (114.77, 107.74, 99.48)
 PREFETCH_BATCHES = 4  # batches each loader worker prepares ahead
+# A process forked after torch has run on the CPU (the handout's Pool(8) made after its model)
+# inherits a thread pool it cannot use: normalize() there waited forever. One thread in every forked
+# child, as in DataLoader workers.
+os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
 
 # ----------------------------------------------------------------------------- split files

@@ -76,11 +76,11 @@ def kinetics_resnet(arch: str, pretrained: str, num_classes: int, layer4_blocks:
 
 def main(args: argparse.Namespace) -> None:
     run = engine.setup(args.device, args.seed, args.precision)
-    utils.check_writable(args.out)
 
     # data: one random clip of every training video per epoch; one fixed clip per test video for
     # the clip-level check after each epoch (test_3d.py scores whole videos)
     lists = engine.split_lists(args.data_root, args.split, args.val_groups)
+    utils.check_writable(args.out)  # after the data root's checks: a wrong root leaves no --out
     class_list, (train_paths, _), val, test = lists
     train_loader, test_loader = engine.training_loaders(lists, args.size, args.frames,
                                                         args.batch_size, args.workers, args.seed,

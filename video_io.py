@@ -40,6 +40,9 @@ class VideoReadError(RuntimeError):
         self.path = str(path)
         self.reason = reason
 
+    def __reduce__(self):  # pickled with both arguments: it crosses processes (a Pool's map)
+        return type(self), (self.path, self.reason)
+
 
 
 def video_name(path: str) -> str:

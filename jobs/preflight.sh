@@ -5,7 +5,7 @@ IMAGENET="${IMAGENET:-imagenet}"
 KINETICS="${KINETICS:-resnet-50-kinetics.pth}"
 fail() { echo "$(basename "$0"): $*" >&2; exit 2; }
 [ -n "${DATA_ROOT:-}" ] || fail "set DATA_ROOT to the folder holding ucfTrainTestlist/ and UCF-101/ (README: The real run)"
-[ -d "$DATA_ROOT" ] || fail "DATA_ROOT=$DATA_ROOT: no such folder"
+[ "$DATA_ROOT" = data/toy ] || [ -d "$DATA_ROOT" ] || fail "DATA_ROOT=$DATA_ROOT: no such folder"  # the toy is made by make demo
 if [ "$DATA_ROOT" != data/toy ]; then
     [ -f "$KINETICS" ] || fail "KINETICS=$KINETICS: no such file (Hara et al.'s resnet-50-kinetics.pth, README: The real run)"
     [ "$IMAGENET" = imagenet ] || [ -f "$IMAGENET" ] || fail "IMAGENET=$IMAGENET: no such file"

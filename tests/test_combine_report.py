@@ -28,7 +28,9 @@ def write_predictions(path, model, videos, labels, scores, class_list=CLASSES):
         f.create_dataset("scores", data=scores.astype(np.float32))
         f.create_dataset("failed", data=failed)
         f.create_dataset("class_list", data=np.asarray(class_list, dtype=object), dtype=h5py.string_dtype())
-        f.attrs.update({"model": model, "split": 1, "level": "video"})
+        # what the test scripts record: the model, the checkpoint's digest and the test settings
+        f.attrs.update({"model": model, "checkpoint_sha256": f"{model}-weights", "split": 1, "subset": "test",
+                        "val_groups": 0, "crops": "center", "flip": False, "level": "video"})
 
 
 @pytest.fixture(scope="module")

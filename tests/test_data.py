@@ -7,6 +7,7 @@ Runs on the real UCF-101 split files and 4 real clips in ../shared/data (skipped
 """
 import os
 import re
+import shutil
 
 import cv2
 import h5py
@@ -119,7 +120,12 @@ def test_split_errors_name_file_and_line(split_dir, tmp_path):
                               ("trainlist01.txt", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 7", "label"),
                               ("trainlist01.txt", "ApplyEyeMakeup_v_x.avi 1", "expected"),
                               ("testlist01.txt", "NoSuchClass/v_NoSuchClass_g01_c01.avi", "NoSuchClass"),
-                              ("classInd.txt", "7 NotInOrder", "index")]:
+                              ("classInd.txt", "7 NotInOrder", "index"),
+                              # a video listed twice would be trained on or counted twice
+                              ("trainlist01.txt", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1",
+                               r"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi is listed a second time \(first on line 1\)"),
+                              ("testlist01.txt", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+                               r"is listed a second time \(first on line 1\)")]:
         _copy_splits(split_dir, tmp_path, insert(target, 5, bad))
         with pytest.raises(ValueError, match=re.escape(f"{d / target}:5") + ".*" + what):
             hf.getUCF101(str(tmp_path), 1)
@@ -429,29 +435,35 @@ def test_corrupt_videos_raise(bad_root):
         with pytest.raises(video_io.VideoReadError) as e:
             video_io.read_frames(path)
         assert real in str(e.value) and e.value.path in (path, real), kind
-        if kind != "truncated":  # its first half decodes: a clip there is fine
+        # one verdict whatever is read: a clip, a single frame or the count (a truncated AVI too, though
+        # its first half would decode)
+        with pytest.raises(video_io.VideoReadError, match=re.escape(real)):
+            hf.loadSequence((path, True), size=32, frames=4)
+        with pytest.raises(video_io.VideoReadError, match=re.escape(real)):
+            hf.loadFrame((path, False), size=32)
+        if kind != "float":  # a float array still has a length; reading it is what fails
             with pytest.raises(video_io.VideoReadError, match=re.escape(real)):
-                hf.loadSequence((path, True), size=32, frames=4)
+                video_io.count_frames(path)
     path, real = bad["truncated"]
-    with pytest.raises(video_io.VideoReadError, match=re.escape(real)):
-        video_io.read_frames(path, [video_io.count_frames(path) - 1])
+    with pytest.raises(video_io.VideoReadError, match=re.escape(real) + ".*truncated"):
+        video_io.read_frames(path, [0])  # its first frame is in the half that is there
 
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_bad_video_skips_one_sample(bad_root, workers):
     data, bad = bad_root
     g = data.paths
-    kinds = ["zero", "garbage", "no_video", "float", "missing"]
+    kinds = ["zero", "garbage", "no_video", "float", "missing", "truncated"]
     b = [bad[k][0] for k in kinds]
-    paths = [g[0], b[0], g[1], b[1], b[2], g[2], b[3], b[4], g[3]]
-    ds = hf.ClipDataset(paths, list(range(9)), augment=True, size=32, frames=4)
+    paths = [g[0], b[0], g[1], b[1], b[2], g[2], b[3], b[4], g[3], b[5]]
+    ds = hf.ClipDataset(paths, list(range(10)), augment=True, size=32, frames=4)
     loader = hf.make_loader(ds, batch_size=3, shuffle=False, workers=workers, seed=0)
-    loader.sampler.set_epoch(0)
+    loader.batch_sampler.set_epoch(0)
     batches = list(loader)
-    assert [batch["index"].tolist() for batch in batches] == [[0, 2], [5], [8]]
-    assert [batch["label"].tolist() for batch in batches] == [[0, 2], [5], [8]]
+    assert [batch["index"].tolist() for batch in batches] == [[0, 2], [5], [8], []]
+    assert [batch["label"].tolist() for batch in batches] == [[0, 2], [5], [8], []]
     assert [tuple(batch["video"].shape) for batch in batches] == [(2, 4, 32, 32, 3), (1, 4, 32, 32, 3),
-                                                                  (1, 4, 32, 32, 3)]
+                                                                  (1, 4, 32, 32, 3), (0,)]
     failed = [f for batch in batches for f in batch["failed"]]
     assert [f[0] for f in failed] == b
     for (_, err), k in zip(failed, kinds):
@@ -466,7 +478,7 @@ def _run(paths, seed, workers, epochs=(0, 1)):
     loader = hf.make_loader(ds, batch_size=2, shuffle=True, workers=workers, seed=seed)
     out = []
     for epoch in epochs:
-        loader.sampler.set_epoch(epoch)
+        loader.batch_sampler.set_epoch(epoch)
         out.append([(b["index"], b["video"]) for b in loader])
     return out
 
@@ -501,7 +513,7 @@ def test_prepare_resumable(make_root, capsys):
     out = _prepare(data.root, capsys)
     assert "0 already converted, 2 to convert" in out and "converted 2 videos" in out
     stores = [video_io.store_path(p, "jpeg") for p in data.paths]
-    assert all(video_io.is_complete(s) for s in stores)
+    assert all(video_io.is_complete(s, p) for s, p in zip(stores, data.paths))
     mtimes = [os.stat(s).st_mtime_ns for s in stores]
     out = _prepare(data.root, capsys)
     assert "2 already converted, 0 to convert" in out and "converted 0 videos" in out
@@ -514,7 +526,7 @@ def test_prepare_resumable(make_root, capsys):
     out = _prepare(data.root, capsys)
     assert "0 already converted, 2 to convert" in out and "converted 2 videos" in out
     for s, p in zip(stores, data.paths):
-        assert video_io.is_complete(s) and video_io.count_frames(s) == data.frames[p]
+        assert video_io.is_complete(s, p) and video_io.count_frames(s) == data.frames[p]
     assert video_io.resolve_video(data.paths[0]) == ("jpeg", stores[0])
 
 
@@ -525,7 +537,7 @@ def test_prepare_reports_corrupt_source(make_root, capsys):
     open(bad, "wb").write(np.random.default_rng(0).bytes(20_000))
     out = _prepare(data.root, capsys)  # no SystemExit: exit status 0
     assert "converted 1 videos" in out and "1 failed" in out and f"FAILED {bad}" in out
-    assert video_io.is_complete(video_io.store_path(data.paths[0], "jpeg"))
+    assert video_io.is_complete(video_io.store_path(data.paths[0], "jpeg"), data.paths[0])
     left = [f for _, _, fs in os.walk(os.path.join(str(data.root), "UCF-101-jpeg")) for f in fs]
     assert left == ["v_Shotput_g05_c02.hdf5"]  # nothing for the bad one, no temporary file
     os.remove(video_io.store_path(data.paths[0], "jpeg"))
@@ -538,3 +550,68 @@ def test_compact_store_size_ratio(real_root):
     raw = sum(os.path.getsize(real_root.copy(p, "hdf5")) for p in real_root.paths)
     jpg = sum(os.path.getsize(real_root.copy(p, "jpeg")) for p in real_root.paths)
     assert raw / jpg >= 8, raw / jpg
+
+
+# ----------------------------------------------------------------------------- a store copy that is stale or unreadable
+
+def test_stale_store_copy_gives_way_to_the_replaced_avi(make_root, capsys):
+    """An AVI replaced after the compact store was made (another size and modification time): every
+    reader gives the new AVI's frames (decoded here with OpenCV), with one warning naming the store
+    file and its source; prepare_data converts it again, after which the store is read, silently."""
+    data = make_root(formats=("avi", "jpeg"), names=["v_Archery_g01_c01", "v_Shotput_g05_c02"])
+    archery, shotput = data.paths
+    store = video_io.store_path(archery, "jpeg")
+    old = video_io.read_frames(archery)
+    assert video_io.resolve_video(archery) == ("jpeg", store) and len(old) == 131
+    os.remove(archery)  # a symlink: the shared clip stays as it is
+    shutil.copyfile(data.source[shotput], archery)  # another clip under Archery's name: 130 frames
+    new = _decode_avi(archery)
+    capsys.readouterr()
+    assert np.array_equal(video_io.read_frames(archery), new)
+    assert np.array_equal(video_io.read_frames(archery, [0, 129, 7]), new[[0, 129, 7]])
+    assert video_io.count_frames(archery) == 130
+    rng = np.random.default_rng(0)  # a training clip: the same draws, made by hand on the new frames
+    clip = hf.load_clip(archery, True, 32, 16, np.random.default_rng(0))
+    idx = hf.clip_indices(130, 16, rng)
+    assert np.array_equal(clip, hf.apply_augment(new[idx], hf.draw_augment(rng, 240, 320), 32))
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1, err  # once per file and process, however often it is read
+    assert f"{store} is older than its source {archery}" in warnings[0] and "prepare_data" in warnings[0]
+    assert not video_io.is_complete(store, archery)
+    assert video_io.is_complete(video_io.store_path(shotput, "jpeg"), shotput)
+
+    out = _prepare(data.root, capsys)
+    assert "1 already converted, 1 to convert" in out and "1 of them again" in out
+    assert video_io.is_complete(store, archery)
+    with h5py.File(store, "r") as h:
+        assert h.attrs["n_frames"] == 130 and h.attrs["source_size"] == os.path.getsize(archery)
+        assert h.attrs["source_format"] == "avi" and h.attrs["source_frames"] == 130
+    frames = video_io.read_frames(archery)
+    assert frames.shape == new.shape and np.abs(frames.astype(int) - new).mean() < 2  # the store's JPEGs again
+    assert not np.array_equal(frames, new) and "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("other", ["avi", "hdf5"])
+def test_unreadable_store_copy_gives_way_to_another_copy(make_root, capsys, other):
+    """Garbage bytes in a compact-store file next to an intact AVI (or raw copy): read_frames and
+    count_frames read the other copy, and the warning names both files."""
+    data = make_root(formats=("avi", other) if other == "hdf5" else ("avi",), names=["v_Basketball_g01_c01"])
+    path = data.paths[0]
+    store = video_io.store_path(path, "jpeg")
+    os.makedirs(os.path.dirname(store))
+    with open(store, "wb") as f:
+        f.write(np.random.default_rng(0).bytes(20_000))
+    expected = _decode_avi(data.source[path])  # the raw copy holds the AVI's pixels exactly
+    capsys.readouterr()
+    assert np.array_equal(video_io.read_frames(path), expected)
+    assert video_io.count_frames(path) == len(expected) == 141
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and store in warning[0] and video_io.store_path(path, other) in warning[0], warning
+    assert "cannot read as HDF5" in warning[0]
+    # without another copy the unreadable file is the error, named
+    os.remove(video_io.store_path(path, other))
+    if other == "hdf5":
+        os.remove(path)
+    with pytest.raises(video_io.VideoReadError, match=re.escape(store)):
+        video_io.read_frames(path)

@@ -1,5 +1,5 @@
-"""Evaluation a reviewer trusts (issue 16): validation groups, intervals, paired tests, a fusion weight
-chosen on validation, test-time crops and flips, and the summary over splits.
+"""Evaluation a reviewer trusts: validation groups, intervals, paired tests, a fusion weight chosen on
+validation, test-time crops and flips, the inputs of a fusion checked, and the summary over splits.
 
 The statistics are checked against scipy / scikit-learn and by hand; the scripts run for real on the
 tiny toy UCF-101 of conftest (4 classes x 3 groups x 2 clips; split 1 tests group 1 and trains on
@@ -186,9 +186,9 @@ def val_run(toy_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("val_run")
     common = ["--data-root", str(toy_root), "--val-groups", "1", *TRAIN]
     train_single_frame.main(train_single_frame.parse_args(
-        common + ["--weights", "none", "--arch", "resnet18", "--out", str(tmp / "sf")]))
+        common + ["--pretrained", "none", "--arch", "resnet18", "--out", str(tmp / "sf")]))
     train_3d.main(train_3d.parse_args(
-        common + ["--kinetics-checkpoint", "none", "--arch", "resnet10", "--layer4-blocks", "1", "--out", str(tmp / "3d")]))
+        common + ["--pretrained", "none", "--arch", "resnet10", "--layer4-blocks", "1", "--out", str(tmp / "3d")]))
     ck = {"single_frame": str(tmp / "sf" / "checkpoint.pt"), "3d": str(tmp / "3d" / "checkpoint.pt")}
     out = {}
     for subset in ("val", "test"):
@@ -223,11 +223,12 @@ def test_training_holds_the_validation_groups_out(val_run, toy_root):
 @pytest.mark.slow
 def test_resume_and_test_refuse_other_validation_groups(val_run, toy_root, tmp_path):
     sf = val_run["tmp"] / "sf"
-    with pytest.raises(SystemExit, match="trained on split 1 with --val-groups 1; this run asks for split 1 with "
-                                         "--val-groups 0"):
+    before = (sf / "checkpoint.pt").read_bytes()
+    with pytest.raises(SystemExit, match=r"made otherwise: --data-root \(its train list\) was \w{12}, now \w{12}; --val-groups was 1, now 0\. "):
         train_single_frame.main(train_single_frame.parse_args(
-            ["--data-root", str(toy_root), *TRAIN, "--weights", "none", "--arch", "resnet18", "--out", str(sf),
+            ["--data-root", str(toy_root), *TRAIN, "--pretrained", "none", "--arch", "resnet18", "--out", str(sf),
              "--resume", "--epochs", "2"]))
+    assert (sf / "checkpoint.pt").read_bytes() == before
     with pytest.raises(SystemExit, match="not split 1 with --val-groups 0"):
         run(test_single_frame, toy_root, val_run["ckpt"]["single_frame"], tmp_path / "x", "--val-groups", "0")
     assert not (tmp_path / "x").exists()
@@ -245,7 +246,8 @@ def test_empty_validation_subset_is_one_clear_error(toy_root, trained_ckpts, tmp
         f"to hold groups out for validation"]
     with pytest.raises(SystemExit, match="too few to hold out --val-groups 2"):
         train_single_frame.main(train_single_frame.parse_args(
-            ["--data-root", str(toy_root), *TRAIN, "--weights", "none", "--val-groups", "2", "--out", str(tmp_path / "b")]))
+            ["--data-root", str(toy_root), *TRAIN, "--pretrained", "none", "--val-groups", "2", "--out", str(tmp_path / "b")]))
+    assert not (tmp_path / "b").exists()
 
 
 def combine(val_run, out, *extra, val=True):
@@ -317,7 +319,9 @@ def test_fusion_refuses_mixed_subsets_and_crops(val_run, toy_root, tmp_path):
     # 3D test predictions with three crops and flips: not reused from the centre-view run, and refused by fusion
     three = tmp_path / "3d_three"
     shutil.copytree(val_run["3d_test"], three)
-    run(test_3d, toy_root, val_run["ckpt"]["3d"], three, "--crops", "three", "--flip")
+    with pytest.raises(SystemExit, match="--crops was 'center', now 'three'; --flip was False, now True"):
+        run(test_3d, toy_root, val_run["ckpt"]["3d"], three, "--crops", "three", "--flip")
+    run(test_3d, toy_root, val_run["ckpt"]["3d"], three, "--crops", "three", "--flip", "--overwrite")
     with h5py.File(three / "predictions.h5") as h:
         assert h.attrs["crops"] == "three" and bool(h.attrs["flip"]) is True
     _, _, (paths, _) = hf.getUCF101(str(toy_root), 1)
@@ -334,10 +338,14 @@ def test_fusion_refuses_mixed_subsets_and_crops(val_run, toy_root, tmp_path):
 def test_three_crops_rerun_is_not_reused(val_run, toy_root, tmp_path, capsys):
     out = tmp_path / "sf"
     shutil.copytree(val_run["sf_test"], out)
-    run(test_single_frame, toy_root, val_run["ckpt"]["single_frame"], out, "--crops", "three")
+    with pytest.raises(SystemExit, match="holds predictions made otherwise \\(--crops was 'center', now 'three'\\)"):
+        run(test_single_frame, toy_root, val_run["ckpt"]["single_frame"], out, "--crops", "three")
+    run(test_single_frame, toy_root, val_run["ckpt"]["single_frame"], out, "--crops", "three", "--overwrite")
     assert "8 test videos of split 1: 0 already scored" in capsys.readouterr().out
     run(test_single_frame, toy_root, val_run["ckpt"]["single_frame"], out, "--crops", "three")
     assert "8 test videos of split 1: 8 already scored" in capsys.readouterr().out
+    with h5py.File(out / "predictions.h5") as h:
+        assert h.attrs["crops"] == "three"
 
 
 # ----------------------------------------------------------------------------- splits summary and report
@@ -355,9 +363,8 @@ def fake_results(path, split, top1, crops="center"):
 def test_splits_summary_mean_and_std(tmp_path):
     tops = {1: (0.70, 0.80, 0.85), 2: (0.66, 0.83, 0.86), 3: (0.71, 0.79, 0.88)}
     runs = [fake_results(tmp_path / f"split{s}", s, t) for s, t in tops.items()]
-    out = tmp_path / "splits_summary.json"
-    splits_summary.main(splits_summary.parse_args(["--runs", *map(str, runs), "--out", str(out)]))
-    summary = json.loads(out.read_text())
+    splits_summary.main(splits_summary.parse_args(["--runs", *map(str, runs), "--out", str(tmp_path / "summary")]))
+    summary = json.loads((tmp_path / "summary" / "splits_summary.json").read_text())
     for i, m in enumerate(("single_frame", "3d", "fused")):
         values = [tops[s][i] for s in (1, 2, 3)]
         r = summary["models"][m]
@@ -370,29 +377,65 @@ def test_splits_summary_mean_and_std(tmp_path):
 def test_splits_summary_refuses_other_settings(tmp_path):
     a = fake_results(tmp_path / "split1", 1, (0.7, 0.8, 0.9))
     b = fake_results(tmp_path / "split2", 2, (0.7, 0.8, 0.9), crops="three")
-    line = cli_error("tools/splits_summary.py", "--runs", a, b, "--out", tmp_path / "s.json")
+    line = cli_error("tools/splits_summary.py", "--runs", a, b, "--out", tmp_path / "s")
     assert "different settings" in line and "crops" in line and str(a) in line and str(b) in line
     c = fake_results(tmp_path / "again1", 1, (0.7, 0.8, 0.9))
-    line = cli_error("tools/splits_summary.py", "--runs", a, c, "--out", tmp_path / "s.json")
+    line = cli_error("tools/splits_summary.py", "--runs", a, c, "--out", tmp_path / "s")
     assert "same split" in line and str(c) in line
-    assert not (tmp_path / "s.json").exists()
+    assert not (tmp_path / "s").exists()
 
 
-def test_make_demo_splits_runs_each_split_into_its_own_folder():
-    """make -n: what `make demo SPLITS="1 3"` would run (nothing is run)."""
-    # Under `make test` the outer make's MAKELEVEL/MAKEFLAGS would make this one print
-    # "Entering/Leaving directory" lines; run it as a top-level make.
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
-    p = subprocess.run(["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "demo", "SPLITS=1 3"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
-    assert p.returncode == 0, p.stderr
-    lines = p.stdout.splitlines()
-    for s in (1, 3):
-        train = [x for x in lines if x.startswith(".venv/bin/python train_3d.py")
-                 and f"--out runs/toy/split{s}/3d " in x]
-        assert len(train) == 1 and f"--split {s} " in train[0] and "--val-groups 1 " in train[0]
-        assert any(f"--subset val --checkpoint runs/toy/split{s}/single_frame/checkpoint.pt" in x for x in lines)
-    assert ".venv/bin/python -m tools.splits_summary --runs runs/toy/split1 runs/toy/split3 " \
-           "--out runs/toy/splits_summary.json" in lines
-    assert lines[-1].endswith("--results runs/toy/split1/combined --splits-summary runs/toy/splits_summary.json "
-                              "--out report/report.pdf")
+# ----------------------------------------------------------------------------- the inputs of a fusion
+
+@pytest.mark.slow
+def test_fusion_refuses_swapped_roles(val_run, tmp_path):
+    """The model each predictions file records decides its role, whatever its folder is called: the 3D
+    run given as --single-frame (and the reverse), test or validation, stops in one line."""
+    line = cli_error("combine_results.py", "--single-frame", val_run["3d_test"], "--3d", val_run["sf_test"],
+                     "--out", tmp_path / "c")
+    assert line == (f"combine_results.py: --single-frame {val_run['3d_test'] / 'predictions.h5'} holds predictions "
+                    f"of the 3d model, not the single_frame one: swap the inputs or pass the right run folder")
+    line = cli_error("combine_results.py", "--single-frame", val_run["sf_test"], "--3d", val_run["3d_test"],
+                     "--val-single-frame", val_run["sf_val"], "--val-3d", val_run["sf_val"], "--out", tmp_path / "c")
+    assert f"--val-3d {val_run['sf_val'] / 'predictions.h5'} holds predictions of the single_frame model" in line
+    # a copy of the 3D run in a folder named like the single-frame one is still the 3D run
+    disguised = tmp_path / "single_frame_test"
+    shutil.copytree(val_run["3d_test"], disguised)
+    line = cli_error("combine_results.py", "--single-frame", disguised, "--3d", val_run["3d_test"], "--out", tmp_path / "c")
+    assert "holds predictions of the 3d model, not the single_frame one" in line
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+def test_fusion_refuses_validation_predictions_of_another_checkpoint(val_run, toy_root, tmp_path):
+    """Validation predictions scored with another checkpoint (the same run trained one epoch more) than
+    the test ones: the weight chosen on them would not be the fused model's; one line, no results."""
+    run_dir = tmp_path / "sf"
+    shutil.copytree(val_run["tmp"] / "sf", run_dir)
+    train_single_frame.main(train_single_frame.parse_args(
+        ["--data-root", str(toy_root), "--val-groups", "1", *TRAIN, "--pretrained", "none", "--arch", "resnet18",
+         "--out", str(run_dir), "--resume", "--epochs", "2"]))
+    later = run(test_single_frame, toy_root, str(run_dir / "checkpoint.pt"), tmp_path / "sf_val", "--subset", "val")
+    line = cli_error("combine_results.py", "--single-frame", val_run["sf_test"], "--3d", val_run["3d_test"],
+                     "--val-single-frame", later, "--val-3d", val_run["3d_val"], "--out", tmp_path / "c")
+    assert line == (f"combine_results.py: {later / 'predictions.h5'} and {val_run['sf_test'] / 'predictions.h5'} were "
+                    f"scored with different single_frame checkpoints: the fusion weight must be chosen on the model "
+                    f"it is used with")
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["missing", "other_classes"])
+def test_toy_classes_checked_before_any_result(val_run, tmp_path, case):
+    """--toy-classes naming a missing file, or the toy_classes.json of another toy: one line naming the flag,
+    printed before any result, and no results.json."""
+    path = tmp_path / "toy_classes.json"
+    if case == "other_classes":
+        path.write_text(json.dumps({"pairs": [["BoxRise", "BoxFall"]]}))
+    p = subprocess.run(script_cmd("combine_results.py", "--single-frame", val_run["sf_test"], "--3d", val_run["3d_test"],
+                                  "--out", tmp_path / "c", "--toy-classes", path),
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode != 0 and "Traceback" not in p.stderr and len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"combine_results.py: --toy-classes {path}"), lines
+    assert p.stdout == "" and not (tmp_path / "c" / "results.json").exists()

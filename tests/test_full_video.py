@@ -13,15 +13,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 from scipy import special
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
 
 import combine_results
+import engine
 import helperFunctions as hf
 import metrics
 import scoring
 import test_3d
 import test_single_frame
+import utils
 import video_io
 from tools import predict
 
@@ -114,7 +117,7 @@ def test_single_frame_outputs(toy_root, runs):
 
 @pytest.mark.slow
 def test_3d_windows_outputs(toy_root, runs):
-    stride = test_3d.parse_args([]).stride
+    stride = test_3d.parse_args(["--data-root", "unused"]).stride
     rows = lambda p: len(scoring.window_starts(max(video_io.count_frames(p), 16), 16, stride))
     check_outputs(runs["windows"], toy_root, "3d", rows)
     short = [p for p in split_test_list(toy_root)[1] if video_io.count_frames(p) < 16]
@@ -143,9 +146,11 @@ def test_window_starts():
 def test_other_stride_is_not_reused(toy_root, ckpts, runs, tmp_path, capsys):
     out = tmp_path / "windows"
     shutil.copytree(runs["windows"], out)
-    default = test_3d.parse_args([]).stride
+    default = test_3d.parse_args(["--data-root", "unused"]).stride
     other = 4 if default != 4 else 8
-    run_test(test_3d, toy_root, ckpts["3d"], out, "--mode", "windows", "--stride", str(other))
+    with pytest.raises(SystemExit, match=f"--stride was {default}, now {other}"):
+        run_test(test_3d, toy_root, ckpts["3d"], out, "--mode", "windows", "--stride", str(other))
+    run_test(test_3d, toy_root, ckpts["3d"], out, "--mode", "windows", "--stride", str(other), "--overwrite")
     _, paths, _ = split_test_list(toy_root)
     assert f"{len(paths)} test videos of split 1: 0 already scored" in capsys.readouterr().out
     for p in paths:
@@ -266,7 +271,7 @@ def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, caps
                                            "--single-frame", ckpts["single_frame"], "--three-d", ckpts["3d"]]))
     out, err = capsys.readouterr()
     assert f"file not found: {missing}" in err and f"cannot read {corrupt}" in err and len(res) == 3
-    assert "fused (weight 0.5 on single-frame)" in out and f"{video} ({len(frames)} frames)" in out
+    assert "fused (weight 0.5 on single-frame, from the default" in out and f"{video} ({len(frames)} frames)" in out
     sf, td = (scoring.load_run(str(runs[k])) for k in ("sf", "windows"))
     i = list(sf.videos).index(video_io.video_name(video))
     j = list(td.videos).index(video_io.video_name(video))
@@ -285,16 +290,53 @@ def test_predict_matches_saved_predictions(toy_root, ckpts, runs, tmp_path, caps
 
 
 @pytest.mark.slow
-def test_predict_default_checkpoints_and_wrong_kind(toy_root, ckpts, tmp_path, monkeypatch):
+def test_predict_run_folder_and_wrong_kind(toy_root, ckpts, tmp_path, capsys):
+    """No model named: a usage error saying how to name one. --run takes the checkpoints that are there;
+    none there, or a checkpoint of the other kind, stops naming the flag."""
     video = split_test_list(toy_root)[1][0]
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match="no checkpoint"):
-        predict.main(predict.parse_args([video]))
-    os.makedirs("runs/3d")
-    os.symlink(ckpts["3d"], "runs/3d/checkpoint.pt")
-    assert set(predict.main(predict.parse_args([video]))[video]) == {"3d"}  # only the one that exists
+    with pytest.raises(SystemExit) as e:
+        predict.parse_args([video])
+    assert e.value.code == 2 and "--run FOLDER" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="holds neither single_frame/checkpoint.pt nor 3d/checkpoint.pt"):
+        predict.main(predict.parse_args([video, "--run", str(tmp_path)]))
+    os.makedirs(tmp_path / "3d")
+    os.symlink(ckpts["3d"], tmp_path / "3d" / "checkpoint.pt")
+    assert set(predict.main(predict.parse_args([video, "--run", str(tmp_path)]))[video]) == {"3d"}  # only the one that exists
     with pytest.raises(SystemExit, match="--single-frame: .*holds a 3d model"):
         predict.main(predict.parse_args([video, "--single-frame", ckpts["3d"]]))
+
+
+@pytest.mark.slow
+def test_predict_run_uses_the_weight_its_results_chose(toy_root, ckpts, runs, tmp_path, capsys):
+    """--run FOLDER of make demo's layout: fused with the weight combined/results.json chose when it was
+    made from these very checkpoints (0.3 here), else 0.5; the fused probabilities recomputed here from
+    the test runs' saved scores (scipy)."""
+    run_dir = tmp_path / "run"
+    for kind in ("single_frame", "3d"):
+        os.makedirs(run_dir / kind)
+        shutil.copy(ckpts[kind], run_dir / kind / "checkpoint.pt")
+    combine_results.main(combine_results.parse_args(
+        ["--single-frame", str(runs["sf"]), "--3d", str(runs["windows"]), "--weight", "0.3", "--out", str(run_dir / "combined")]))
+    class_list, paths, _ = split_test_list(toy_root)
+    video = paths[3]
+    sf, td = (scoring.load_run(str(runs[k])) for k in ("sf", "windows"))
+    i, j = list(sf.videos).index(video_io.video_name(video)), list(td.videos).index(video_io.video_name(video))
+    capsys.readouterr()
+    for weight in (0.3, 0.5):
+        if weight == 0.5:  # the 3D checkpoint replaced by one of other weights, so results.json is not its:
+            # fc's bias raised by 1 for every class, which shifts all logits alike (the same probabilities)
+            ckpt = torch.load(ckpts["3d"], weights_only=True)
+            ckpt["model"]["fc.bias"] += 1
+            engine.save_checkpoint(run_dir / "3d" / "checkpoint.pt",
+                                   {**ckpt, "weights_sha256": utils.tensors_sha256(ckpt["model"])})
+        res = predict.main(predict.parse_args([video, "--run", str(run_dir)]))
+        out = capsys.readouterr().out
+        where = (f"from {run_dir / 'combined' / 'results.json'} (fixed)" if weight == 0.3 else
+                 f"from the default: {run_dir / 'combined' / 'results.json'} was made with other checkpoints")
+        assert f"fused (weight {weight:g} on single-frame, {where})" in out, out
+        fused = special.log_softmax(weight * sf.scores[i] + (1 - weight) * td.scores[j])
+        got = dict(res[video]["fused"])
+        np.testing.assert_allclose([got[c] for c in class_list], np.exp(fused), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -340,22 +382,20 @@ def test_load_and_fuse_ucf101_sized_predictions(tmp_path):
 @pytest.mark.parametrize("script", [test_single_frame, test_3d])
 def test_short_videos_batched_together_score_as_each_alone(toy_root, ckpts, tmp_path, monkeypatch, script):
     """The toy's test videos (12-28 frames) are far below a forward pass's 200 frames / 32 windows, so
-    score_videos batches several videos together; each video's saved logits must still be its own,
+    the test scripts batch several videos together; each video's saved logits must still be its own,
     the network run on that video alone (its frames decoded, resized and normalised here, windows cut
     by hand)."""
-    import torch
-
-    import engine
     calls = []
     real = scoring.logits_of
     monkeypatch.setattr(scoring, "logits_of", lambda net, x, *a: calls.append(len(x)) or real(net, x, *a))
+    assert not hasattr(scoring, "score_videos")  # the loop lives in each test script now
     kind = "single_frame" if script is test_single_frame else "3d"
     out = run_test(script, toy_root, ckpts[kind], tmp_path / "run")
     _, paths, _ = split_test_list(toy_root)
     rows = []  # each video's frames or windows
     ckpt = engine.load_checkpoint(ckpts[kind], kind)
-    net = scoring.model_from_checkpoint(ckpt)
-    mean, std = engine.input_stats(ckpt)
+    net = scoring.model_from_checkpoint(ckpt).model  # the bare ResNet: normalised by hand below
+    mean, std = (hf.IMAGENET_MEAN, hf.IMAGENET_STD) if kind == "single_frame" else (hf.KINETICS_MEAN, hf.KINETICS_STD)
     for p in paths:
         frames = torch.from_numpy(hf.apply_augment(video_io.read_frames(p), hf.Augment(), ckpt["size"]))
         if kind == "3d":

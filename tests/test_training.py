@@ -1,7 +1,8 @@
 """Tests for the training path (engine.py, train_single_frame.py, train_3d.py) on the tiny toy set:
 the loss goes down, FineTune freezes what it should (weights and BatchNorm statistics), resume and
 interruption (SIGINT, SIGKILL) end with the weights of an uninterrupted run, corrupt checkpoints are
-named, and torchrun with 2 CPU processes trains like one process with the doubled batch.
+named, and torchrun with 2 CPU processes trains like one process: the same global batch of --batch-size
+samples at every step (SeededBatches shares it out).
 
 Usage: .venv/bin/pytest -q tests/test_training.py
 
@@ -46,7 +47,7 @@ def one_thread():
 def args_2d(root, out, *extra):
     """Toy settings for train_single_frame.py; `extra` flags override them."""
     return train_single_frame.parse_args(
-        ["--data-root", str(root), "--out", str(out), "--arch", "resnet18", "--weights", "none",
+        ["--data-root", str(root), "--out", str(out), "--arch", "resnet18", "--pretrained", "none",
          "--train-from", "all", "--size", "32", "--batch-size", "8", "--epochs", "1", "--workers", "0",
          "--device", "cpu", "--lr", "1e-3", *map(str, extra)])
 
@@ -54,7 +55,7 @@ def args_2d(root, out, *extra):
 def args_3d(root, out, *extra):
     """Toy settings for train_3d.py; `extra` flags override them."""
     return train_3d.parse_args(
-        ["--data-root", str(root), "--out", str(out), "--arch", "resnet10", "--kinetics-checkpoint", "none",
+        ["--data-root", str(root), "--out", str(out), "--arch", "resnet10", "--pretrained", "none",
          "--train-from", "all", "--size", "32", "--batch-size", "8", "--epochs", "1", "--workers", "0",
          "--device", "cpu", "--lr", "1e-3", *map(str, extra)])
 
@@ -161,11 +162,10 @@ def test_few_steps_lower_the_loss(toy_root, kind):
     loader = hf.make_loader(data, len(data), shuffle=False, workers=0)
     model = (torchvision.models.resnet18(num_classes=4) if kind == "single_frame"
              else resnet_3d.build("resnet10", num_classes=4))
-    net = engine.FineTune(model, "all")
+    net = engine.FineTune(model, "all", *engine.input_stats(kind))
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-3)
-    mean, std = engine.input_stats({"kind": kind})
-    failures = engine.FailureLog()
-    losses = [engine.train_one_epoch(net, opt, loader, torch.device("cpu"), mean, std, failures)["loss"]
+    failures, run = engine.FailureLog(), engine.Run(torch.device("cpu"))
+    losses = [engine.train_one_epoch(net, opt, loader, run, failures)["loss"]
               for _ in range(4)]  # the last loss is after 3 steps
     assert failures.count == 0
     assert losses[-1] < 0.5 * losses[0], losses  # from about ln(4) = 1.39
@@ -237,10 +237,12 @@ def test_resume_reproduces_uninterrupted_run(toy_root, tmp_path, straight):
     assert ckpt["epoch"] == 2 and ckpt["kind"] == "single_frame" and ckpt["class_list"] == saved[2]["class_list"]
     assert_same_state(ckpt["model"], saved[2]["model"], "resumed vs uninterrupted")
     assert_same_optimizer(ckpt["optimizer"], saved[2]["optimizer"])
-    rows = log_rows(tmp_path)
-    assert [r["epoch"] for r in rows] == ["1", "2"]
-    for row, ref in zip(rows, saved[2]["history"]):
-        assert float(row["train_loss"]) == ref["train_loss"] and float(row["test_clip_acc"]) == ref["test_clip_acc"]
+    rows, ref = log_rows(tmp_path), log_rows(straight[0])[:2]
+    assert [r["epoch"] for r in rows] == ["1", "2"] and "history" not in ckpt  # the log lives in log.csv
+    # an integer count stays one in every row (a row read back and rewritten by a later epoch too)
+    assert [r["failed_videos"] for r in log_rows(straight[0])] == ["0"] * EPOCHS
+    for row, r in zip(rows, ref):  # every figure of the epoch lines, the time aside
+        assert {k: v for k, v in row.items() if k != "seconds"} == {k: v for k, v in r.items() if k != "seconds"}
 
 
 @pytest.mark.slow
@@ -251,7 +253,7 @@ def test_sigint_and_sigkill_lose_nothing(toy_root, tmp_path, straight):
     _, saved = straight
     out = tmp_path / "run"
     ckpt_path = out / "checkpoint.pt"
-    flags = ["--data-root", toy_root, "--out", out, "--arch", "resnet18", "--weights", "none",
+    flags = ["--data-root", toy_root, "--out", out, "--arch", "resnet18", "--pretrained", "none",
              "--train-from", "all", "--size", 32, "--batch-size", 8, "--workers", 1, "--device", "cpu",
              "--lr", "1e-3", "--epochs", 1000]  # far more epochs than it gets to run
     flags = list(map(str, flags))
@@ -302,18 +304,28 @@ def test_checkpoint_write_is_atomic(tmp_path, straight, monkeypatch):
     assert load(path)["epoch"] == 1
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "bit_flip"])
 def test_corrupt_checkpoint_is_named_on_resume(toy_root, tmp_path, straight, damage):
-    """--resume on a damaged checkpoint.pt stops with a message naming the file, and keeps the file."""
+    """--resume (or no flag) on a damaged checkpoint.pt stops with a message naming the file, and keeps
+    the file; --overwrite starts over. A flipped weight is caught by the digest the checkpoint records."""
     out, _ = straight
     data = (out / "checkpoint.pt").read_bytes()
-    data = {"truncated": data[:len(data) // 2], "empty": b"", "garbage": b"not a checkpoint\n" * 100}[damage]
+    if damage == "bit_flip":  # a loadable file whose weights are not the ones it was saved with
+        ckpt = load(out / "checkpoint.pt")
+        ckpt["model"]["fc.bias"][0] += 1
+        torch.save(ckpt, tmp_path / "checkpoint.pt")
+        data = (tmp_path / "checkpoint.pt").read_bytes()
+    data = {"truncated": data[:len(data) // 2], "empty": b"", "garbage": b"not a checkpoint\n" * 100}.get(damage, data)
     (tmp_path / "checkpoint.pt").write_bytes(data)
-    with pytest.raises(SystemExit) as e:  # a message, not a traceback
-        train_single_frame.main(args_2d(toy_root, tmp_path, "--epochs", 2, "--resume"))
-    msg = str(e.value)
-    assert str(tmp_path / "checkpoint.pt") in msg and "corrupt" in msg, msg
-    assert (tmp_path / "checkpoint.pt").read_bytes() == data  # left for the user to look at
+    why = "do not match the digest" if damage == "bit_flip" else "corrupt"
+    for again in (["--resume"], []):
+        with pytest.raises(SystemExit) as e:  # a message, not a traceback
+            train_single_frame.main(args_2d(toy_root, tmp_path, "--epochs", 2, *again))
+        msg = str(e.value)
+        assert str(tmp_path / "checkpoint.pt") in msg and why in msg and "--overwrite" in msg, msg
+        assert (tmp_path / "checkpoint.pt").read_bytes() == data  # left for the user to look at
+    train_single_frame.main(args_2d(toy_root, tmp_path, "--epochs", 1, "--overwrite"))
+    assert load(tmp_path / "checkpoint.pt")["epoch"] == 1
 
 
 # ----------------------------------------------------------------------------- torchrun
@@ -322,12 +334,13 @@ def test_corrupt_checkpoint_is_named_on_resume(toy_root, tmp_path, straight, dam
 def test_torchrun_two_cpu_processes(toy_root, tmp_path):
     """torchrun --nproc_per_node 2 (gloo) of the 3D script with layers frozen and layer4[1] skipped:
     one checkpoint, written once, each epoch line printed once, and the same training as one
-    process with the doubled batch (DistributedSampler shards, DDP averages the gradients)."""
+    process with the same --batch-size (each process takes half of every global batch, DDP averages
+    the gradients, the loss is scaled by world / global batch)."""
     out = tmp_path / "ddp"
     flags = ["--arch", "resnet18", "--train-from", "fc", "--layer4-blocks", "1", "--epochs", "2"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "train_3d.py"), *map(str, ["--data-root", toy_root, "--out", out, "--kinetics-checkpoint",
-                                                 "none", "--size", 32, "--batch-size", 4, "--workers", 0,
+           str(REPO / "train_3d.py"), *map(str, ["--data-root", toy_root, "--out", out, "--pretrained",
+                                                 "none", "--size", 32, "--batch-size", 8, "--workers", 0,
                                                  "--device", "cpu", "--lr", "1e-3", *flags])]
     r = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -341,10 +354,39 @@ def test_torchrun_two_cpu_processes(toy_root, tmp_path):
 
     train_3d.main(args_3d(toy_root, tmp_path / "one", "--batch-size", 8, *flags))
     one = load(tmp_path / "one" / "checkpoint.pt")
+    assert ddp["processes"] == 2 and one["processes"] == 1 and ddp["identity"] == one["identity"]
     frozen = [k for k in one["model"] if not k.startswith("fc.")]
     assert_same_state({k: ddp["model"][k] for k in frozen}, {k: one["model"][k] for k in frozen}, "frozen")
     for k in ("fc.weight", "fc.bias"):
         torch.testing.assert_close(ddp["model"][k], one["model"][k], rtol=1e-4, atol=1e-5)
-    for a, b in zip(rows, one["history"]):  # metrics are summed over both processes
-        assert abs(float(a["train_loss"]) - b["train_loss"]) < 1e-4
-        assert float(a["test_clip_acc"]) == b["test_clip_acc"]
+    for a, b in zip(rows, log_rows(tmp_path / "one"), strict=True):  # metrics are summed over both processes
+        assert abs(float(a["train_loss"]) - float(b["train_loss"])) < 1e-4
+        assert a["train_acc"] == b["train_acc"] and a["test_clip_acc"] == b["test_clip_acc"]
+        assert a["failed_videos"] == b["failed_videos"] == "0"
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_seeded_batches_same_global_batch_whatever_the_processes(shuffle):
+    """The batches of an epoch, by hand: torch.randperm seeded with seed + epoch (or the list's order), cut
+    into --batch-size pieces. Under 2 or 3 processes each step's samples, over all ranks, are exactly that
+    piece (rank r takes its samples r, r + world, ...), so every optimizer step sees the same videos."""
+    n, batch, seed = 21, 8, 3
+    for epoch in (0, 4):
+        order = (torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist() if shuffle
+                 else list(range(n)))
+        expected = [order[i:i + batch] for i in range(0, n, batch)]  # 8, 8, 5
+        for world in (1, 2, 3):
+            ranks = []
+            for rank in range(world):
+                sampler = hf.SeededBatches(n, batch, shuffle, seed, world, rank)
+                sampler.set_epoch(epoch)
+                ranks.append(list(sampler))
+                assert len(ranks[-1]) == len(sampler) == 3
+                assert all(e == epoch for step in ranks[-1] for _, e in step)  # the epoch travels with each index
+            for step, want in enumerate(expected):
+                shares = [[i for i, _ in r[step]] for r in ranks]
+                assert sorted(i for s in shares for i in s) == sorted(want), (world, step)
+                assert shares == [want[r::world] for r in range(world)]
+    # what make_loader hands a process under torchrun: its share of each global batch
+    loader = hf.make_loader(list(range(n)), batch, shuffle, 0, seed, world=2, rank=1)
+    assert isinstance(loader.batch_sampler, hf.SeededBatches) and loader.batch_sampler.world == 2

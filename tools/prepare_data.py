@@ -99,7 +99,8 @@ def main(args: argparse.Namespace) -> None:
                 else:
                     converted += 1
                 n_frames, out_bytes, raw_bytes = n_frames + n, out_bytes + ob, raw_bytes + rb
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the workers are stopped: count the files they finished
+        converted = sum(video_io.is_complete(dst, src) for src, _, dst, _, _ in tasks)
         raise SystemExit(f"\ninterrupted: the {done + converted} videos converted so far are kept "
                          f"in {out_dir}; "
                          f"run the same command again to convert the rest") from None
