@@ -117,11 +117,12 @@ def first_line(error: BaseException, limit: int = 200) -> str:
 
 def check_writable(folder: str, flag: str = "--out") -> None:
     """Create `folder` and prove it is writable before any work is done, or stop with one line."""
+    probe = os.path.join(folder, f".write-test-{os.getpid()}")  # one per process: torchrun's race
     try:
         os.makedirs(folder, exist_ok=True)
-        with atomic_write(os.path.join(folder, ".write-test")) as tmp, open(tmp, "w"):
+        with open(probe, "w"):
             pass
-        os.remove(os.path.join(folder, ".write-test"))
+        os.remove(probe)
     except OSError as e:
         raise SystemExit(f"{flag} {folder}: cannot write there ({e.strerror or e}): "
                          f"choose a folder you can write to") from None

@@ -404,7 +404,7 @@ def source_record(path: str, fmt: str, n_frames: int) -> dict:
             "source_frames": n_frames}
 
 
-_VERDICTS = {}  # (store file, its mtime_ns, its size) -> stale_source's answer, once a process
+_RECORDS = {}  # (store file, its mtime_ns, its size) -> the source it records, read once a process
 
 
 def recorded_source(attrs: Mapping) -> tuple | None:
@@ -420,15 +420,15 @@ def stale_source(canonical: str, real: str, attrs_of: Callable[[], Mapping]) -> 
     """(format, path) of the source of the store copy `real` of a video when the source has changed
     since the copy was made (its size or modification time differ from the record), else None:
     also when the copy records no source (the course's raw copy is a source itself) or the source
-    is not there. attrs_of() gives the open copy's attributes. The answer is kept for this version
-    of the copy for the rest of the process: the attributes cost tens of microseconds to read (an
-    eighth of decoding a frame) and a loader worker reads a video many times; a source replaced
-    during a run is seen by the next one."""
+    is not there. attrs_of() gives the open copy's attributes; what they record is kept for this
+    version of the copy for the rest of the process (they cost tens of microseconds to read, an
+    eighth of decoding a frame, and a loader worker reads a video many times), so that a read costs
+    two stats, the copy's and the source's."""
     st = os.stat(real)
     key = (real, st.st_mtime_ns, st.st_size)
-    if key not in _VERDICTS:
-        _VERDICTS[key] = _stale(canonical, recorded_source(attrs_of()))
-    return _VERDICTS[key]
+    if key not in _RECORDS:
+        _RECORDS[key] = recorded_source(attrs_of())
+    return _stale(canonical, _RECORDS[key])
 
 
 def _stale(canonical: str, record: tuple | None) -> tuple | None:

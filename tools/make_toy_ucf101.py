@@ -603,7 +603,9 @@ TOY_SIZE, LIKE_SIZE = (320, 240), (80, 60)  # (width, height) defaults: the toy'
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # argparse's own formatters: this tool imports nothing of the repo (no torch in its workers)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=type(
+        "Formatter", (argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter), {}))
     p.add_argument("--out", default=None, help="data root to create (UCF-101/, ucfTrainTestlist/); default "
                                                "data/toy, or data/rehearsal with --like-ucf101")
     p.add_argument("--seed", type=int, default=0, help="seeds the videos' rendering and the generated lists")

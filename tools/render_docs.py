@@ -34,6 +34,8 @@ BLOCK = re.compile(r"(<!-- generated from (?P<file>\S+\.json) by python -m tools
 # a results file's tool -> (the module whose markdown_table renders it, the command that writes it)
 ONE_TABLE = {"memory_estimate": ("benchmarks.memory_estimate",
                                  "python -m benchmarks.memory_estimate --out {}"),
+             "prepare_cost": ("benchmarks.prepare_cost",
+                              "python -m benchmarks.prepare_cost --out {}"),
              "rehearsal": ("tools.rehearse", "python -m tools.rehearse --results-json {}"),
              "demo": ("tools.demo_results", "python -m tools.demo_results --out {}")}
 
@@ -80,7 +82,7 @@ def render(text: str) -> tuple[str, list]:
     def block(m):
         names = [n.strip() for n in m["names"].split(",")] if m["names"] else None
         tables = rendered(m["file"], names)
-        body = "\n\n".join(tables.values()) + "\n"
+        body = "\n\n".join(t.rstrip("\n") for t in tables.values()) + "\n"
         missing = [(m["file"], n or "(not measured yet)") for n, t in tables.items()
                    if t not in m["body"]]
         if not missing and m["body"] != body:  # every table there, but more or otherwise laid out

@@ -1,14 +1,18 @@
-"""benchmarks/memory_estimate.py: the peak of live tensor bytes it reports, checked by hand on small
-cases, and its estimate of the 3D test phase against the tensors that must coexist in it.
+"""The figures the README computes rather than measures on a GPU: benchmarks/memory_estimate.py (the
+peak of live tensor bytes, checked by hand on small cases, and the 3D test phase against the
+tensors that must coexist in it) and benchmarks/prepare_cost.py (frames and bytes against the files).
 
-Usage: pytest -q tests/test_memory_estimate.py
+Usage: pytest -q tests/test_estimates.py
 """
 import json
+import os
 
+import pytest
 import torch
 
 import resnet_3d
-from benchmarks import memory_estimate
+import video_io
+from benchmarks import memory_estimate, prepare_cost
 
 
 def test_peak_counts_live_tensors_and_frees():
@@ -46,3 +50,20 @@ def test_3d_test_phase_holds_at_least_its_weights_and_first_maps():
 def test_markdown_table_renders_the_file(tmp_path):
     results = {"phases": [{"phase": "train 3D", "batch": 32, "layer4_blocks": 1, "peak_gib": 3.47}]}
     assert "| train 3D | 32 | 3.47 |" in memory_estimate.markdown_table(json.loads(json.dumps(results)))
+
+
+def test_prepare_cost_counts_the_clips_frames_and_the_stores_bytes(shared_data, tmp_path):
+    """One real clip (Archery, 131 frames) converted twice: 262 frames, and bytes per frame equal to
+    the store file's size over its frames, computed here from a conversion of our own."""
+    clip = shared_data / "videos" / "v_Archery_g01_c01.avi"
+    (tmp_path / "v").mkdir()
+    os.symlink(clip, tmp_path / "v" / clip.name)
+    m = prepare_cost.measure([str(tmp_path / "v" / clip.name)], rounds=2)
+    assert m["frames"] == 2 * 131 and m["cpu_ms_per_frame"] > 0
+    dst = str(tmp_path / "one.hdf5")
+    video_io.convert((str(clip), "avi", dst, "jpeg", video_io.JPEG_QUALITY))
+    assert m["store_bytes_per_frame"] == pytest.approx(os.path.getsize(dst) / 131)
+    assert m["raw_bytes_per_frame"] == 240 * 320 * 3
+    line = prepare_cost.markdown_table({"videos": 1, "measured": m})
+    n = prepare_cost.UCF101_VIDEOS * prepare_cost.UCF101_MEAN_FRAMES
+    assert f"{m['store_bytes_per_frame'] * n / 2**30:.0f} GiB" in line
