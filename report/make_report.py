@@ -110,7 +110,7 @@ def check_roles(results: dict, path: str) -> None:
             found = "no model attribute" if got is None else f"model {got!r}"
             raise ReportError(f"{path}: the {role} predictions record {found}, not {role!r}: "
                               f"rerun combine_results.py with --single-frame <test_single_frame.py "
-                              f"output> --three-d <test_3d.py output>")
+                              f"output> --3d <test_3d.py output>")
 
 
 def load_confusions(folder: str, n_classes: int) -> dict:
@@ -131,7 +131,7 @@ def load_confusions(folder: str, n_classes: int) -> dict:
 
 
 def load_summary(path: str | None) -> dict | None:
-    """splits_summary.json of splits_summary.py, or None when no path is given."""
+    """splits_summary.json of tools/splits_summary.py, or None when no path is given."""
     if path is None:
         return None
     if not os.path.isfile(path):
@@ -144,7 +144,7 @@ def load_summary(path: str | None) -> dict | None:
         raise ReportError(f"--splits-summary {path}: not JSON ({e})") from None
     if not isinstance(summary, dict) or not {"splits", "models"} <= set(summary):
         raise ReportError(f"--splits-summary {path}: not a splits_summary.json of "
-                          f"splits_summary.py (no splits / models)")
+                          f"tools/splits_summary.py (no splits / models)")
     return summary
 
 
@@ -855,8 +855,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="PDF to write, ending in .pdf; the .md twin and <name>_figures/ go beside "
                         "it")
     p.add_argument("--splits-summary", default=None,
-                   help="splits_summary.json of splits_summary.py: adds the table of top-1 over "
-                        "the splits (default: none)")
+                   help="splits_summary.json of tools/splits_summary.py: adds the table of top-1 "
+                        "over the splits")
     p.add_argument("--discussion", default="report/discussion.md",
                    help="the student's discussion (Markdown); made from the template with the "
                         "three questions when missing, never overwritten")
