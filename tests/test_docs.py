@@ -18,7 +18,7 @@ MODULES = {"hf": "helperFunctions", "helperFunctions": "helperFunctions", "video
 # folders and files of the repository a path in the docs may name (outputs such as runs/ are not here)
 TRACKED_PREFIXES = ("tools/", "benchmarks/", "docs/", "jobs/", "tests/", "report/make_", "report/templates/")
 MAX_README_LINES = 150
-MAX_DOCS_WORDS = 5500  # docs/ in all: documentation, not a notebook
+MAX_DOCS_WORDS = 5300  # docs/ in all: documentation, not a notebook (about 5,000)
 
 
 def spans(path):
@@ -113,7 +113,9 @@ def test_the_check_catches_a_missing_name(tmp_path):
 
 def test_readme_and_docs_are_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= MAX_README_LINES
-    words = sum(len(p.read_text().split()) for p in (ROOT / "docs").glob("*.md"))
+    # words, not a table's | and --- (generated tables are counted by their words)
+    words = sum(sum(not re.fullmatch(r"[|:\-]+", w) for w in p.read_text().split())
+                for p in (ROOT / "docs").glob("*.md"))
     assert words <= MAX_DOCS_WORDS, f"docs/ holds {words} words"
 
 
