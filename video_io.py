@@ -12,7 +12,6 @@ returns uint8 RGB frames (N, H, W, 3), and every failure is a VideoReadError nam
 """
 import itertools
 import os
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ import numpy as np
 import simplejpeg
 from av.video.reformatter import VideoReformatter
 
-from utils import atomic_write
+from utils import atomic_write, warn
 
 FORMATS = ("jpeg", "hdf5", "avi")  # the order in which copies of a video are looked for
 STORE_DIRS = {"jpeg": "UCF-101-jpeg", "hdf5": "UCF-101-hdf5", "avi": "UCF-101"}
@@ -394,7 +393,7 @@ _WARNED = set()  # store files already warned about in this process
 def _warn_once(real: str, message: str) -> None:
     if real not in _WARNED:
         _WARNED.add(real)
-        print(f"warning: {message}", file=sys.stderr, flush=True)
+        warn(message)
 
 
 def source_record(path: str, fmt: str, n_frames: int) -> dict:
