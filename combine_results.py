@@ -31,7 +31,6 @@ import numpy as np
 import metrics
 import scoring
 import utils
-from utils import atomic_write
 
 MODELS = ("single_frame", "3d", "fused")
 SWEEP_NOTE = "oracle: weights scored on the test set itself, optimistic, not a fair held-out result"
@@ -291,8 +290,7 @@ def main(args: argparse.Namespace) -> dict:
             print(f"  {k:<13} within-pair accuracy {pct(r['within_pair'] or 0)} (chance 50%)  "
                   f"top-1 on the pairs' {r['n_videos']} videos {pct(r['top1'] or 0)}, "
                   f"on the other classes {pct(r['other_top1'] or 0)}")
-    with atomic_write(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
+    utils.write_json(os.path.join(args.out, "results.json"), results)
     print(f"\nwrote {os.path.join(args.out, 'results.json')} and confusion_*.npy")
     return results
 

@@ -9,7 +9,6 @@ top with gradients.
 """
 import argparse
 import csv
-import json
 import os
 import pickle
 import zipfile
@@ -493,8 +492,7 @@ def out_of_memory_message(batch_size: int, checkpoint: str, epoch: int,
 
 def write_log(out: str, args: argparse.Namespace, history: list) -> None:
     """args.json (the run's flags) and log.csv (one row per epoch)."""
-    with utils.atomic_write(os.path.join(out, "args.json")) as tmp, open(tmp, "w") as f:
-        json.dump(vars(args), f, indent=2)
+    utils.write_json(os.path.join(out, "args.json"), vars(args), indent=2)
     with utils.atomic_write(os.path.join(out, "log.csv")) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]))
         w.writeheader()

@@ -20,7 +20,6 @@ otherwise stops the run unless --overwrite. combine_results.py reads and aligns 
 never by file order.
 """
 import argparse
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -362,9 +361,9 @@ def save_run(out: str, paths: Sequence[str] | np.ndarray, labels: np.ndarray, sc
     with utils.atomic_write(os.path.join(out, "confusion_matrix.npy")) as tmp, open(tmp, "wb") as f:
         np.save(f, summary["confusion"])
     failed_names = [video_name(p) for p in failed]
-    with utils.atomic_write(os.path.join(out, "metrics.json")) as tmp, open(tmp, "w") as f:
-        json.dump({**{k: summary[k] for k in METRIC_KEYS}, "failed": failed_names, **attrs}, f,
-                  indent=2)
+    utils.write_json(os.path.join(out, "metrics.json"),
+                     {**{k: summary[k] for k in METRIC_KEYS}, "failed": failed_names, **attrs},
+                     indent=2)
 
 
 @dataclass

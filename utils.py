@@ -5,11 +5,13 @@ Usage:
     p = utils.ArgumentParser(description=__doc__)
     p.add_argument("--epochs", type=utils.positive_int, default=10,
                    help="passes over the train list")
-    with utils.atomic_write("out/metrics.json") as tmp, open(tmp, "w") as f: ...
+    utils.write_json("out/metrics.json", metrics)     # atomic: the old file or the whole new one
+    with utils.atomic_write("out/predictions.h5") as tmp, h5py.File(tmp, "w") as h: ...
     utils.tensors_sha256(model.state_dict())   # what a checkpoint's weights are, whatever its path
 """
 import argparse
 import hashlib
+import json
 import os
 import signal
 import sys
@@ -142,6 +144,12 @@ def atomic_write(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_json(path: str, obj: object, indent: int | None = 1) -> None:
+    """Write `obj` to `path` as JSON through atomic_write (readers never see half a file)."""
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent)
 
 
 def tensors_sha256(state: Mapping) -> str:

@@ -31,7 +31,6 @@ import scoring
 import utils
 from benchmarks import measure
 from benchmarks.measure import ASSIGNMENT, MODEL_KEYS, SAME_WORK
-from utils import atomic_write
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -306,8 +305,7 @@ def main(args: argparse.Namespace) -> dict:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
     def save():
-        with atomic_write(args.out) as tmp, open(tmp, "w") as f:
-            json.dump(results, f, indent=1)
+        utils.write_json(args.out, results)
 
     if args.from_json:
         with open(args.from_json) as f:

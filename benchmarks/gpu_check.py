@@ -52,7 +52,7 @@ import helperFunctions as hf
 import resnet_3d
 import scoring
 from benchmarks.measure import PEAK_BF16_TFLOPS
-from utils import atomic_write
+from utils import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_LISTS = os.path.join(REPO, "..", "shared", "data", "ucfTrainTestlist")
@@ -382,8 +382,7 @@ def levers(spec: dict) -> list:
             r["peak_share"] = r["tflops"] / peak if peak else None
         print(f"  lever {name}: " + (f"{r['s_per_step'] * 1e3:.1f} ms/step" if "s_per_step" in r
                                      else f"skipped ({r['skipped']})"), flush=True)
-        with atomic_write(spec["out"]) as tmp, open(tmp, "w") as f:
-            json.dump(rows, f)
+        write_json(spec["out"], rows, indent=None)
     return rows
 
 
@@ -473,8 +472,7 @@ def main(args: argparse.Namespace) -> dict:
         with open(args.child) as f:
             spec = json.load(f)
         got = levers(spec) if spec["phase"] == "levers" else child(spec)
-        with atomic_write(spec["out"]) as tmp, open(tmp, "w") as f:
-            json.dump(got, f)
+        write_json(spec["out"], got, indent=None)
         return got
     t0 = time.time()
     cuda = torch.cuda.is_available()
@@ -504,8 +502,7 @@ def main(args: argparse.Namespace) -> dict:
 
     def save():
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with atomic_write(out) as tmp, open(tmp, "w") as f:
-            json.dump(results, f, indent=1)
+        write_json(out, results)
 
     def add(name, wall, parts, fixed, items=None, unit=None, extra=None):
         ph = dict(name=name, wall_s=wall, parts=parts, fixed_s=fixed, items=items, unit=unit,

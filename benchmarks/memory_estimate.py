@@ -12,7 +12,6 @@ Not counted: the CUDA context (about 0.5 GB, outside PyTorch's allocator) and cu
 benchmarks/gpu_check.sh measures the real peak on a GPU.
 """
 import argparse
-import json
 import platform
 import weakref
 from collections.abc import Callable
@@ -143,8 +142,7 @@ def main(args: argparse.Namespace) -> dict:
                "torch": torch.__version__, "python": platform.python_version(),
                "phases": estimate()}
     if args.out:
-        with utils.atomic_write(args.out) as tmp, open(tmp, "w") as f:
-            json.dump(results, f, indent=1)
+        utils.write_json(args.out, results)
     print(markdown_table(results))
     return results
 

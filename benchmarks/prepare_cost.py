@@ -10,7 +10,6 @@ core, so N cores take about 1/N of it when the disk keeps up.
 """
 import argparse
 import glob
-import json
 import os
 import platform
 import tempfile
@@ -73,8 +72,7 @@ def main(args: argparse.Namespace) -> dict:
                "load_average": [round(x, 2) for x in os.getloadavg()],
                "measured": measure(videos, args.rounds)}
     if args.out:
-        with utils.atomic_write(args.out) as tmp, open(tmp, "w") as f:
-            json.dump(results, f, indent=1)
+        utils.write_json(args.out, results)
     print(markdown_table(results))
     return results
 

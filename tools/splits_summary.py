@@ -111,8 +111,7 @@ def main(args: argparse.Namespace) -> dict:
     summary = summarize([load_results(r) for r in args.runs])
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "splits_summary.json")
-    with utils.atomic_write(path) as tmp, open(tmp, "w") as f:
-        json.dump(summary, f, indent=1)
+    utils.write_json(path, summary)
     print(f"video-level top-1 over splits {', '.join(map(str, summary['splits']))}:")
     for m, r in summary["models"].items():
         per = "  ".join(f"split {s} {100 * t:6.2f}%" for s, t in r["per_split"].items())
